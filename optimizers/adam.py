@@ -1,0 +1,32 @@
+"""Adam with the papers' schedule: lr 1e-3 times 0.1 at steps 15k, 25k, 35k, 45k (PROTOCOLS.md §5)."""
+from __future__ import annotations
+
+import torch
+
+from pinnbench import Optimizer, register_optimizer
+
+
+@register_optimizer("adam")
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) on the flat θ; the learning rate is multiplied by ``decay`` at each of ``milestones``."""
+
+    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 milestones: tuple[int, ...] = (15000, 25000, 35000, 45000), decay: float = 0.1) -> None:
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.milestones, self.decay = tuple(milestones), decay
+
+    def reset(self, objective, theta: torch.Tensor) -> None:
+        self.m = torch.zeros_like(theta)
+        self.v = torch.zeros_like(theta)
+        self.t = 0
+
+    def step(self, objective, theta: torch.Tensor) -> torch.Tensor:
+        loss, grad = objective.loss_and_grad(theta)
+        self.t += 1
+        self.m.mul_(self.beta1).add_(grad, alpha=1 - self.beta1)
+        self.v.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+        lr = self.lr * self.decay ** sum(self.t > m for m in self.milestones)
+        m_hat = self.m / (1 - self.beta1 ** self.t)
+        v_hat = self.v / (1 - self.beta2 ** self.t)
+        self.info = {"loss": float(loss), "lr": lr}
+        return theta - lr * m_hat / (v_hat.sqrt() + self.eps)

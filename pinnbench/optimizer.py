@@ -1,0 +1,47 @@
+"""The ``Optimizer`` base class: state on the instance (as in torch.optim), one ``step`` per iteration.
+
+An optimizer sees only the objective (residuals, jacobian, loss, loss_and_grad, losses, row_weights,
+group_slices) and θ. It never reads the clock: the runner owns time and budget.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import torch
+
+
+class Converged(Exception):
+    """Raised by ``step`` when the optimizer has nothing left to do (the run ends with stop reason 'converged')."""
+
+
+class Optimizer:
+    """Base class of an optimizer plugin.
+
+    Hyperparameters are constructor keyword arguments with defaults (settable from the CLI as
+    ``-o name:key=value``). ``step(objective, theta)`` returns the next θ. After each step, ``info``
+    may hold scalars (e.g. ``eta``, ``rank``) that the runner records per step, and ``spectrum`` may hold
+    per-step vectors (e.g. singular values) that it records every ``diagnostics_every`` steps.
+    """
+
+    name: ClassVar[str] = ""
+
+    def reset(self, objective: Any, theta: torch.Tensor) -> None:
+        """Called once before the first step of a run; override to initialise state from θ0."""
+
+    def step(self, objective: Any, theta: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    info: dict[str, float] = {}
+    spectrum: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def hyperparameters(cls) -> dict[str, Any]:
+        """Constructor keyword arguments and their defaults."""
+        params = inspect.signature(cls.__init__).parameters
+        return {k: p.default for k, p in params.items()
+                if k != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+    def get_hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters of this instance (attributes named like the constructor arguments)."""
+        return {k: getattr(self, k, v) for k, v in self.hyperparameters().items()}

@@ -1,0 +1,38 @@
+"""Heat 1+1D: u_t - ¼ u_xx = 0 on (t,x) ∈ [0,1]², u(0,x) = sin(πx), u(t,0) = u(t,1) = 0;
+u* = exp(-π² t/4) sin(πx). Inputs are ordered (t, x)."""
+import torch
+
+from pinnbench import PointSets, Problem, ResidualGroup, register_problem
+from pinnbench.problem import PI, full_grid, interior_grid, segment
+
+
+@register_problem("heat")
+class Heat(Problem):
+    description = "u_t - u_xx/4 = 0 on [0,1]², u(0,x)=sin(πx), u(t,0)=u(t,1)=0 (ANaGRAM paper)"
+    dim = 2
+    layers = (2, 64, 1)
+    paper_steps = 2001
+    optimizer_defaults = {"anagram": {"cutoff": 1e-5}}
+
+    def exact(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-PI**2 * x[:, 0] / 4) * torch.sin(PI * x[:, 1])
+
+    def point_sets(self, preset: str, generator: torch.Generator) -> PointSets:
+        def interior(x, f):
+            return f.grad[:, 0] - 0.25 * f.lap
+
+        def initial(x, f):
+            return f.u - torch.sin(PI * x[:, 1])
+
+        def boundary(x, f):
+            return f.u
+
+        # The three sides walked around (t=0: x 0→1, x=1: t 0→1, x=0: t 1→0), 29 points each, no corner twice.
+        n_eval = 298 if preset == "paper" else 100
+        return PointSets(
+            groups=[ResidualGroup("interior", interior_grid(30, (0, 0), (1, 1)), interior, lap_dims=(1,)),
+                    ResidualGroup("initial", segment((0, 0), (0, 1), 29), initial),
+                    ResidualGroup("boundary", torch.cat([segment((0, 1), (1, 1), 29),
+                                                         segment((1, 0), (0, 0), 29)]), boundary)],
+            evaluation=full_grid((n_eval, n_eval), (0, 0), (1, 1)),
+        )
