@@ -1,0 +1,42 @@
+"""Optimizers that hang or kill their process on purpose, for the fault isolation tests."""
+import ctypes
+import os
+
+from pinnbench import Optimizer, register_optimizer
+
+
+class _Counting(Optimizer):
+    def reset(self, objective, theta):
+        self.calls = 0
+
+    def step(self, objective, theta):
+        self.calls += 1
+        if self.calls >= 3:
+            self.misbehave()
+        loss, grad = objective.loss_and_grad(theta)
+        return theta - 1e-3 * grad
+
+
+@register_optimizer("test-hang")
+class HangsAtThirdStep(_Counting):
+    """An endless loop in its third step."""
+
+    def misbehave(self):
+        while True:
+            pass
+
+
+@register_optimizer("test-segfault")
+class SegfaultsAtThirdStep(_Counting):
+    """Reads address 0 in its third step: the process dies of SIGSEGV."""
+
+    def misbehave(self):
+        ctypes.string_at(0)
+
+
+@register_optimizer("test-exit")
+class ExitsAtThirdStep(_Counting):
+    """Ends its process with os._exit(3) in its third step."""
+
+    def misbehave(self):
+        os._exit(3)

@@ -1,0 +1,85 @@
+"""``pinnbench compare``: the README's example optimizer against stored baselines, reused when protocol and
+machine match, run again (never overwritten) when they do not."""
+import importlib.machinery
+import sys
+import types
+
+import pandas as pd
+
+from pinnbench import compare as compare_module
+from pinnbench.cli import main
+from pinnbench.protocol import load_protocol
+from pinnbench.runner import RunSpec, run_suite
+from pinnbench.store import load_runs, read_run, run_files, write_run
+
+from conftest import REPO
+
+MY_GD = str(REPO / "tests" / "plugins" / "my_gd.py")
+
+
+def test_compare_reuses_the_stored_baselines(tmp_path, capsys):
+    out = str(tmp_path / "results")
+    assert main(["run", "-p", "laplace2d", "-o", "adam", "--steps", "5", "--out", out]) == 0
+    capsys.readouterr()
+    assert main(["compare", MY_GD, "--against", "adam", "anagram", "-p", "laplace2d", "--steps", "5",
+                 "--out", out]) == 0
+    captured = capsys.readouterr()
+    assert "reused 1 stored runs (1 baselines), ran 2 (1 of the new optimizer, 1 missing baselines)" in captured.err
+    table = captured.out.splitlines()
+    assert "my-gd (new)" in table[1] and "adam" in table[1] and "anagram" in table[1]
+    runs = load_runs(out).set_index("optimizer")
+    row = next(line for line in table if line.startswith("laplace2d")).split()
+    assert row[1:] == [f"{runs.loc[name, 'l2_abs']:.2e}" for name in ("my-gd", "adam", "anagram")]
+    assert main(["compare", MY_GD, "--against", "adam", "anagram", "-p", "laplace2d", "--steps", "5",
+                 "--out", out]) == 0
+    assert "reused 3 stored runs (2 baselines), ran 0" in capsys.readouterr().err
+    assert len(run_files(out)) == 3
+
+
+def test_baselines_from_another_machine_are_run_again_beside_them(tmp_path):
+    protocol = load_protocol("quick").replace(steps=3)
+    (path,) = run_suite([RunSpec("laplace2d", "adam", 6865)], protocol, tmp_path).written
+    elsewhere = read_run(path)
+    elsewhere.manifest["environment"]["hostname"] = "another-machine"
+    write_run(elsewhere, tmp_path)
+    comparison = compare_module.compare_plugin(MY_GD, protocol, out=tmp_path, against=[("adam", {})],
+                                               problems=["laplace2d"], progress=None)
+    assert comparison.reused == 0 and comparison.ran == 2
+    hosts = sorted(read_run(p).manifest["environment"]["hostname"] for p in run_files(tmp_path)
+                   if read_run(p).manifest["optimizer"] == "adam")
+    assert len(hosts) == 2 and "another-machine" in hosts
+    assert read_run(path).manifest["environment"]["hostname"] == "another-machine"  # kept, not overwritten
+
+
+def test_report_is_written_with_the_new_optimizer_highlighted(tmp_path, monkeypatch):
+    calls = []
+
+    def write_report(results_dir, out_dir=None, formats=("md",), highlight=()):
+        calls.append((results_dir, out_dir, highlight))
+        return out_dir
+
+    report = types.ModuleType("pinnbench.report")
+    report.__spec__ = importlib.machinery.ModuleSpec("pinnbench.report", None)
+    report.write_report = write_report
+    monkeypatch.setitem(sys.modules, "pinnbench.report", report)
+    comparison = compare_module.compare_plugin(MY_GD, load_protocol("quick").replace(steps=2), out=tmp_path,
+                                               against=[], problems=["laplace2d"], progress=None)
+    assert calls == [(tmp_path, tmp_path / "compare-my-gd", ("my-gd",))]
+    assert comparison.report == tmp_path / "compare-my-gd"
+
+
+def test_median_errors_table_marks_the_new_optimizer():
+    runs = pd.DataFrame({"problem": ["heat"] * 4 + ["laplace2d"],
+                         "optimizer": ["adam", "adam", "my-gd", "my-gd", "adam"],
+                         "status": ["ok", "ok", "ok", "error", "ok"], "l2_abs": [1e-3, 3e-3, 1e-5, 1.0, 0.5]})
+    table = compare_module.median_errors(runs, ["my-gd"])
+    assert list(table.columns) == ["my-gd (new)", "adam"]
+    assert table.loc["heat"].tolist() == ["5.00e-01 (1/2 failed)", "2.00e-03"]
+    assert table.loc["laplace2d"].tolist() == ["-", "5.00e-01"]
+
+
+def test_plugin_without_optimizer(tmp_path, capsys):
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    assert main(["compare", str(empty), "--out", str(tmp_path / "o")]) == 2
+    assert "registers no optimizer" in capsys.readouterr().err and not (tmp_path / "o").exists()
