@@ -7,7 +7,8 @@ each trajectory point, the final record) and through a small shared heartbeat fi
 optimizer code, since when, at which optimizer time and step). The parent watches:
 
 - a run whose optimizer time (charged clock + time inside the current step) exceeds budget + grace, or that
-  spends longer than budget + grace in one stretch of harness code, is killed and recorded as ``timeout``;
+  spends longer than max(budget + grace, 60 s) in one stretch of harness code (setup, one evaluation), is
+  killed and recorded as ``timeout``;
 - a child that dies (a signal such as SIGSEGV or SIGKILL, ``os._exit``) is recorded as ``error`` with how it
   died, or retried (``retries`` times) in a fresh child;
 
@@ -41,6 +42,7 @@ from .store import RunRecord
 
 POLL_SECONDS = 0.1
 START_TIMEOUT_SECONDS = 300.0
+HARNESS_STRETCH_SECONDS = 60.0  # at least this long for one stretch of harness code (setup, evaluation)
 IDLE, UNTIMED, TIMED = 0.0, 1.0, 2.0
 _HEARTBEAT = struct.Struct("<4d")  # phase, optimizer clock at the phase change, monotonic time of it, step
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -103,10 +105,8 @@ class Heartbeat:
                 return current[0], current[1], current[2], int(current[3])
             previous = current
 
-    def close(self, remove: bool = False) -> None:
+    def close(self) -> None:
         self._map.close()
-        if remove:
-            self.path.unlink(missing_ok=True)
 
 
 class _ChildObserver(RunObserver):
@@ -190,13 +190,15 @@ class IsolatedWorker:
             code = self._proc.wait()
             self._discard()
             raise PinnbenchError(f"a worker process failed to start: it {_death(code)}") from exc
+        finally:
+            os.unlink(path)  # both sides have it mapped: nothing is left behind, whatever happens later
 
     def _discard(self) -> None:
         """Forget a dead or killed child."""
         if self._conn is not None:
             self._conn.close()
         if self._heartbeat is not None:
-            self._heartbeat.close(remove=True)
+            self._heartbeat.close()
         self._proc = self._conn = self._heartbeat = None
 
     def _kill(self) -> int:
@@ -266,12 +268,14 @@ class IsolatedWorker:
         except OSError:  # it died already: seen below
             pass
         limit = protocol.budget + grace
+        harness_limit = max(limit, HARNESS_STRETCH_SECONDS)
         manifest: dict[str, Any] | None = request["identity"]
         points: list[dict[str, float]] = []
 
-        def failed(status: str, error: str) -> RunRecord:
+        def failed(status: str, error: str, charged: float | None = None) -> RunRecord:
             _, clock, _, step = self._heartbeat.read() if self._heartbeat else (0.0, 0.0, 0.0, 0)
-            return failed_record(spec, protocol, status, error, manifest, points, steps=step, clock=clock,
+            return failed_record(spec, protocol, status, error, manifest, points, steps=step,
+                                 clock=clock if charged is None else charged,
                                  execution=self.execution if manifest is request["identity"] else None)
 
         while True:
@@ -295,17 +299,21 @@ class IsolatedWorker:
                 record = failed("error", f"worker process died during the run: {_death(self._proc.returncode)}")
                 self._discard()
                 return record, True
-            phase, clock, since, step = self._heartbeat.read()
+            phase, clock, since, _ = self._heartbeat.read()
             inside = time.monotonic() - since
-            if (phase == TIMED and clock + inside > limit) or (phase == UNTIMED and inside > limit):
-                self._kill()
-                where = "optimizer time" if phase == TIMED else "seconds outside optimizer steps (setup, evaluation)"
-                spent = clock + inside if phase == TIMED else inside
-                record = failed("timeout", f"stopped after {spent:.1f} {where}: budget {protocol.budget:g} s "
-                                           f"+ grace {grace:g} s exceeded")
-                record.manifest["time"] = clock + inside if phase == TIMED else clock
-                self._discard()
-                return record, False
+            if phase == TIMED and clock + inside > limit:
+                error = (f"stopped after {clock + inside:.1f} s of optimizer time: budget {protocol.budget:g} s "
+                         f"+ grace {grace:g} s exceeded")
+                charged = clock + inside
+            elif phase == UNTIMED and inside > harness_limit:
+                error = f"stopped after {inside:.1f} s in one stretch of setup or evaluation (limit {harness_limit:g} s)"
+                charged = clock
+            else:
+                continue
+            self._kill()
+            record = failed("timeout", error, charged)
+            self._discard()
+            return record, False
 
 
 def _die_with_parent(parent: int) -> None:

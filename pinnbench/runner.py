@@ -348,7 +348,8 @@ class WorkQueue:
         self._poll = poll
         self._keys: dict[RunSpec, str] = {}
         self._skipped: list[RunSpec] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the pending runs (held while waiting for other suites)
+        self._skipped_lock = threading.Lock()
         self._waiting_said = False
 
     def _finished_elsewhere(self, spec: RunSpec, key: str) -> bool:
@@ -369,7 +370,8 @@ class WorkQueue:
                     del self._pending[index]
                     if self._finished_elsewhere(spec, key):
                         self._claims.release(key)
-                        self._skipped.append(spec)
+                        with self._skipped_lock:
+                            self._skipped.append(spec)
                         break
                     self._keys[spec] = key
                     return spec
@@ -389,7 +391,7 @@ class WorkQueue:
 
     def drain_skipped(self) -> list[RunSpec]:
         """The runs found finished by another suite since the last call."""
-        with self._lock:
+        with self._skipped_lock:
             skipped, self._skipped = self._skipped, []
         return skipped
 

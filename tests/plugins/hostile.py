@@ -1,8 +1,9 @@
-"""Optimizers that hang or kill their process on purpose, for the fault isolation tests."""
+"""Optimizers (and a problem) that hang or kill their process on purpose, for the fault isolation tests."""
 import ctypes
 import os
 
-from pinnbench import Optimizer, register_optimizer
+from pinnbench import Optimizer, PointSets, Problem, ResidualGroup, register_optimizer, register_problem
+from pinnbench.problem import interior_grid
 
 
 class _Counting(Optimizer):
@@ -40,3 +41,19 @@ class ExitsAtThirdStep(_Counting):
 
     def misbehave(self):
         os._exit(3)
+
+
+@register_problem("test-hang-setup")
+class HangsInSetup(Problem):
+    """Its exact solution never returns: the run hangs while it is being set up, outside optimizer time."""
+
+    dim = 2
+    layers = (2, 4, 1)
+
+    def exact(self, x):
+        while True:
+            pass
+
+    def point_sets(self, preset, generator):
+        points = interior_grid(5, (0, 0), (1, 1))
+        return PointSets([ResidualGroup("interior", points, lambda x, f: f.u)], evaluation=points)
