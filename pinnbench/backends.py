@@ -178,6 +178,14 @@ class ProcessBackend(Backend):
                 thread.join(timeout=30)
 
 
+def host_slots(client: Any) -> dict[str, int]:
+    """How many tasks each host of a Dask cluster runs at once: the threads of its workers, summed."""
+    slots: Counter[str] = Counter()
+    for info in client.scheduler_info(n_workers=-1)["workers"].values():
+        slots[info["host"]] += info["nthreads"]
+    return dict(slots)
+
+
 _DASK_WORKERS: dict[int, IsolatedWorker] = {}
 _DASK_WORKERS_LOCK = threading.Lock()
 
@@ -185,14 +193,15 @@ _DASK_WORKERS_LOCK = threading.Lock()
 def run_on_dask_worker(spec: RunSpec, protocol: Protocol, context: dict[str, Any]) -> RunRecord:
     """A Dask task: execute one run in an isolated child of this Dask worker (one child per worker thread,
     kept between tasks) with ``cores // (runs on this host)`` threads."""
-    from distributed import get_worker
+    from distributed import get_client, get_worker
     from distributed.comm import get_address_host
 
     if code_version() != context["code_version"]:
         raise PinnbenchError(f"this Dask worker runs pinnbench {code_version()} but the suite was started with "
                              f"{context['code_version']}: install the same checkout everywhere")
     worker = get_worker()
-    slots = context["host_slots"].get(get_address_host(worker.address)) or worker.state.nthreads
+    host = get_address_host(worker.address)
+    slots = host_slots(get_client()).get(host) or worker.state.nthreads  # asked now: clusters grow and shrink
     threads = protocol.threads or max(1, len(available_cpus()) // slots)
     execution = {"backend": "dask", "worker": f"{worker.address} ({worker.name})", "concurrent_runs": slots}
     with _DASK_WORKERS_LOCK:
@@ -242,12 +251,6 @@ class DaskBackend(Backend):
         """The scheduler's address."""
         return self.client.scheduler.address
 
-    def _host_slots(self) -> dict[str, int]:
-        slots: Counter[str] = Counter()
-        for info in self.client.scheduler_info(n_workers=-1)["workers"].values():
-            slots[info["host"]] += info["nthreads"]
-        return dict(slots)
-
     def machines(self) -> set[tuple[str, str]]:
         return set(self.client.run(this_machine).values())
 
@@ -259,13 +262,13 @@ class DaskBackend(Backend):
 
     def describe(self) -> str:
         workers = self.client.scheduler_info(n_workers=-1)["workers"]
-        return f"Dask cluster at {self.where} ({len(workers)} workers, {sum(self._host_slots().values())} slots)"
+        return f"Dask cluster at {self.where} ({len(workers)} workers, {sum(host_slots(self.client).values())} slots)"
 
     def run(self, queue: WorkQueue, protocol: Protocol) -> Iterator[tuple[RunSpec, RunRecord]]:
         import torch
         from distributed import as_completed
 
-        base = {"code_version": code_version(), "host_slots": self._host_slots(), "grace": self.grace,
+        base = {"code_version": code_version(), "grace": self.grace,
                 "retries": self.retries, "plugins": plugin_sources(),
                 "dtype": str(torch.get_default_dtype()).removeprefix("torch.")}
         futures: dict[Any, RunSpec] = {}

@@ -181,17 +181,17 @@ class IsolatedWorker:
                                       stdin=subprocess.DEVNULL, stdout=2, start_new_session=True)
         child_sock.close()
         self._conn = Connection(parent_sock.detach())
-        if not self._conn.poll(START_TIMEOUT_SECONDS):
-            self.close()
-            raise PinnbenchError(f"a worker process did not start within {START_TIMEOUT_SECONDS:g} s")
         try:
+            if not self._conn.poll(START_TIMEOUT_SECONDS):
+                self.close()
+                raise PinnbenchError(f"a worker process did not start within {START_TIMEOUT_SECONDS:g} s")
             self._conn.recv()
         except (EOFError, OSError) as exc:
             code = self._proc.wait()
             self._discard()
             raise PinnbenchError(f"a worker process failed to start: it {_death(code)}") from exc
         finally:
-            os.unlink(path)  # both sides have it mapped: nothing is left behind, whatever happens later
+            os.unlink(path)  # both sides have it mapped (or gave up): nothing is left behind
 
     def _discard(self) -> None:
         """Forget a dead or killed child."""
@@ -338,7 +338,7 @@ def child_main(argv: Sequence[str]) -> None:
     fd, heartbeat_path, threads, cpus, parent = argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when its children stop
     _die_with_parent(int(parent))
-    if cpus != "-" and hasattr(os, "sched_setaffinity"):
+    if cpus != "-" and hasattr(os, "sched_setaffinity"):  # before any OpenMP/MKL thread exists
         os.sched_setaffinity(0, [int(c) for c in cpus.split(",")])
     import torch
 

@@ -415,19 +415,19 @@ def run_suite(specs: list[RunSpec], protocol: Protocol, out: str | Path, resume:
     done = {m["run_key"] for m in stored_manifests(out) if reuse(m)} if reuse else set()
     backend = backend or SequentialBackend()
     result = SuiteResult()
-    pending = []
+    pending: dict[str, RunSpec] = {}
     for spec in specs:
         key = spec_key(spec, protocol)
-        if key in done:
+        if key in done or key in pending:  # done, or listed twice
             result.skipped.append(spec)
             if progress:
                 progress(len(result.skipped) - 1, len(specs), spec, None)
         else:
-            pending.append((spec, key))
+            pending[key] = spec
     if not pending:
         return result
     with Claims(out) as claims:
-        queue = WorkQueue(pending, claims, out, reuse)
+        queue = WorkQueue([(spec, key) for key, spec in pending.items()], claims, out, reuse)
 
         def report_skipped() -> None:
             for skipped in queue.drain_skipped():
