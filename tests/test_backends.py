@@ -70,7 +70,7 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the worker processes")
-def test_killed_parallel_suite_resumes_each_run_once(tmp_path):
+def test_killed_parallel_suite_resumes_each_run_once(tmp_path, threads_of_half_the_cores):
     out = tmp_path / "o"
     args = [sys.executable, "-m", "pinnbench", "run", "-p", "laplace2d", "-o", "adam", "--seeds", "1", "2", "3",
             "4", "--steps", "100", "--out", str(out)]
@@ -97,7 +97,7 @@ def test_killed_parallel_suite_resumes_each_run_once(tmp_path):
     assert not list((out / ".locks").glob("*.lock"))
 
 
-def test_two_suites_share_a_folder_without_doing_a_run_twice(tmp_path):
+def test_two_suites_share_a_folder_without_doing_a_run_twice(tmp_path, threads_of_half_the_cores):
     specs = [RunSpec("laplace2d", "adam", seed) for seed in (1, 2, 3, 4)]
     protocol = Protocol(name="test", budget=60.0, steps=100, points="quick")
     results = []

@@ -5,6 +5,8 @@ import sys
 import types
 
 import pandas as pd
+import pytest
+import torch
 
 from pinnbench import compare as compare_module
 from pinnbench.cli import main
@@ -15,6 +17,15 @@ from pinnbench.store import load_runs, read_run, run_files, write_run
 from conftest import REPO
 
 MY_GD = str(REPO / "tests" / "plugins" / "my_gd.py")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Runs here are tiny: one thread keeps them fast on a loaded machine (the thread count is not in run keys)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_compare_reuses_the_stored_baselines(tmp_path, capsys):
