@@ -290,16 +290,16 @@ def test_point_sets_follow_the_protocol():
     assert get_problem("burgers").layers == (2, 64, 64, 1)
 
 
-def _subsampled(problem: str) -> list[ResidualGroup]:
+def _subsampled(problem: str, every: int) -> list[ResidualGroup]:
     sets = get_problem(problem).point_sets("paper", torch.Generator())
-    return [ResidualGroup(g.name, g.points[::13], g.residual, g.lap_dims) for g in sets.groups]
+    return [ResidualGroup(g.name, g.points[::every], g.residual, g.lap_dims) for g in sets.groups]
 
 
 @pytest.mark.parametrize("problem", ["allen_cahn", "burgers"])
 def test_taylor_and_generic_jacobians_agree_on_the_nonlinear_residuals(problem):
     model = MLP(get_problem(problem).layers)
     theta = model.init(torch.Generator().manual_seed(3))
-    groups = _subsampled(problem)
+    groups = _subsampled(problem, 13)
     jac_t, r_t = Objective(model, groups, derivatives="taylor").jacobian(theta)
     jac_g, r_g = Objective(model, groups, derivatives="generic").jacobian(theta)
     scale = float(jac_g.abs().max())
@@ -309,10 +309,11 @@ def test_taylor_and_generic_jacobians_agree_on_the_nonlinear_residuals(problem):
 
 @pytest.mark.parametrize("problem", ["allen_cahn", "burgers"])
 def test_anagram_runs_a_few_steps_and_reports_an_error(problem):
+    # Every third training point keeps the SVDs cheap; the full sets only cost more time.
     prob = get_problem(problem)
     sets = prob.point_sets("quick", torch.Generator().manual_seed(0))
     model = MLP(prob.layers)
-    objective = Objective(model, sets.groups)
+    objective = Objective(model, _subsampled(problem, 3))
     theta = model.init(torch.Generator().manual_seed(6865))
     optimizer = get_optimizer("anagram")
     optimizer.reset(objective, theta)
@@ -320,7 +321,7 @@ def test_anagram_runs_a_few_steps_and_reports_an_error(problem):
     for _ in range(2):
         theta = optimizer.step(objective, theta)
         losses.append(float(objective.loss(theta)))
-    assert losses[-1] < 0.9 * losses[0]  # measured: allen_cahn 2.3 -> 1.2, burgers 0.62 -> 0.52
+    assert losses[-1] < 0.9 * losses[0]
     exact = prob.exact(sets.evaluation)
     error = (model.forward(theta, sets.evaluation) - exact).pow(2).mean().sqrt()
     assert exact.shape == (sets.evaluation.shape[0],) and torch.isfinite(error)

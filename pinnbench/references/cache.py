@@ -79,6 +79,7 @@ def write_entry(path: Path, params: dict[str, Any], arrays: Arrays) -> None:
     meta = {_META_PARAMS: np.array(_canonical(params)), _META_CHECKSUM: np.array(checksum(payload))}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz.tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the entry the usual permissions
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **payload, **meta)
             handle.flush()
@@ -87,6 +88,12 @@ def write_entry(path: Path, params: dict[str, Any], arrays: Arrays) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def cached(name: str, params: dict[str, Any], compute: Callable[[], Arrays], folder: Path | None = None
