@@ -12,7 +12,7 @@ from tabulate import tabulate
 from .errors import PinnbenchError
 from .protocol import PRESETS, load_protocol, parse_duration
 from .registry import entries, load_plugin
-from .runner import grid, print_progress, run_suite
+from .runner import Progress, grid, run_suite
 from .store import load_runs
 
 
@@ -106,20 +106,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"pinnbench: {len(specs)} runs ({len(problems)} problems x {len(optimizers)} optimizers x "
           f"{len(protocol.seeds)} seeds), protocol {protocol.name} [{protocol.protocol_id}], "
           f"results in {args.out}", file=sys.stderr)
-    result = run_suite(specs, protocol, args.out, resume=not args.no_resume, progress=print_progress)
-    _print_summary(args.out, {str(p) for p in result.written} | _skipped_files(args.out, result.skipped))
+    result = run_suite(specs, protocol, args.out, resume=not args.no_resume, progress=Progress())
+    _print_summary(args.out, result.run_ids)
     return 0
 
 
-def _skipped_files(out: str, skipped: list) -> set[str]:
+def _print_summary(out: str, run_ids: set[str]) -> None:
     runs = load_runs(out)
-    keys = {(s.problem, s.label, s.seed) for s in skipped}
-    return {row.file for row in runs.itertuples() if (row.problem, row.optimizer, row.seed) in keys}
-
-
-def _print_summary(out: str, files: set[str]) -> None:
-    runs = load_runs(out)
-    runs = runs[runs.file.isin(files)]
+    runs = runs[runs.run_id.isin(run_ids)]
     if runs.empty:
         return
     table = (runs.groupby(["problem", "optimizer"])
