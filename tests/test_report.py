@@ -8,8 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import pinnbench
 from pinnbench import PinnbenchError
-from pinnbench.report import build_report
+from pinnbench.protocol import Protocol
+from pinnbench.store import load_runs
+from pinnbench.report import build_report, write_report
 from pinnbench.report.curves import best_so_far, run_curves, seed_bands
 from pinnbench.report.frames import partitions
 from pinnbench.report.published import published_table
@@ -74,7 +77,7 @@ def test_failed_nan_and_other_protocol_runs_are_kept_apart():
         finals("a3", "heat", "anagram", 3, 0.5, status="error"),
         finals("a4", "heat", "anagram", 4, np.nan, status="diverged"),
         finals("a5", "heat", "anagram", 5, np.nan),  # marked ok, yet NaN: not counted either
-        finals("p1", "heat", "anagram", 1, 1e-12, protocol="paper", protocol_id="0123456789abcdef"))
+        finals("p1", "heat", "anagram", 1, 1e-12, protocol="paper", protocol_id="0123456789"))
     summary = summarize(runs)
     assert sorted(summary["protocol"].unique()) == ["paper", "quick"]
     quick = summary[(summary["protocol"] == "quick") & (summary["optimizer"] == "anagram")].iloc[0]
@@ -199,27 +202,57 @@ def test_bad_input_is_named():
 
 
 def test_build_report_writes_every_part(tmp_path):
-    runs, trajectory = suite(seeds=(1, 2), problems=("heat",))  # few panels: figures are the slow part
+    runs, trajectory = suite(seeds=(1, 2), problems=("heat",), other_protocol=False)  # figures are the slow part
     out = build_report(runs, trajectory, tmp_path / "report", formats=("md", "latex", "html"), source="synthetic")
     assert out == tmp_path / "report"
-    quick, paper = out / "quick-feedc0de-cpu", out / "paper-01234567-cpu"
+    section = out / "quick-feedc0de12-cpu"
     for name in ("error_vs_time", "error_vs_work", "loss_vs_time", "profiles"):
-        assert (quick / "figures" / f"{name}.png").stat().st_size > 10_000
-        assert (quick / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
-    assert not (paper / "figures" / "profiles.png").exists()  # one optimizer: no profile
+        assert (section / "figures" / f"{name}.png").stat().st_size > 10_000
+        assert (section / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
     for ext in ("md", "tex", "html"):
-        assert (quick / "tables" / f"comparison_anagram_amstramgram.{ext}").exists()
-        assert (quick / "tables" / f"failures.{ext}").exists()
+        assert (section / "tables" / f"comparison_anagram_amstramgram.{ext}").exists()
+        assert (section / "tables" / f"failures.{ext}").exists()
     readme, index = (out / "README.md").read_text(), (out / "index.html").read_text()
     for page in (readme, index):
-        assert "quick-feedc0de-cpu/figures/error_vs_time.png" in page
-        assert "protocol paper (id 01234567)" in page.lower() and "abc1234" in page  # manifest: the commit
-        assert "RuntimeError: boom" in page
-    summary = pd.read_csv(quick / "summary.csv")
+        assert "quick-feedc0de12-cpu/figures/error_vs_time.png" in page
+        assert "abc1234" in page and "RuntimeError: boom" in page  # the manifest's commit; the failure
+        assert "2026-01-0" not in page  # per-run manifest keys stay out of the machine listing
+    summary = pd.read_csv(section / "summary.csv")
     adam = summary[(summary["problem"] == "heat") & (summary["optimizer"] == "adam")].iloc[0]
-    assert (adam["n_runs"], adam["l2_abs_n"]) == (3, 1)
-    costs = pd.read_csv(quick / "time_to_target.csv")
+    assert (adam["n_runs"], adam["l2_abs_n"]) == (3, 1)  # one ok, one error, one NaN
+    costs = pd.read_csv(section / "time_to_target.csv")
     assert np.isinf(costs[costs["run_id"] == "heat-adam-err"]["cost"]).all()
+
+
+def test_report_of_two_protocols_has_two_sections(tmp_path):
+    runs, trajectory = suite(seeds=(1, 2), problems=("heat",))
+    out = build_report(runs, trajectory, tmp_path, figures=False)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert [s["protocol"] for s in manifest["sections"]] == ["paper", "quick"]
-    assert manifest["sections"][1]["runs"] == len(runs) - 1
+    assert [(s["protocol"], s["runs"]) for s in manifest["sections"]] == [("paper", 1), ("quick", len(runs) - 1)]
+    readme = (out / "README.md").read_text()
+    assert "## Protocol paper (id 0123456789), device cpu" in readme
+    assert "## Protocol quick (id feedc0de12), device cpu" in readme
+    paper = pd.read_csv(out / "paper-0123456789-cpu" / "summary.csv")
+    quick = pd.read_csv(out / "quick-feedc0de12-cpu" / "summary.csv").set_index("optimizer")
+    assert paper["l2_abs_mean"].tolist() == [1e-12]
+    assert quick.loc["anagram", "n_runs"] == 2 and quick.loc["anagram", "l2_abs_mean"] > 1e-10
+
+
+def test_write_report_reads_a_results_folder(tmp_path):
+    """Real runs through the runner and the store, then the report of the folder."""
+    pinnbench.run("laplace2d", ["adam", "anagram"], seeds=[6865],
+                  protocol=Protocol(name="test", seeds=(6865,), budget=60.0, steps=4, points="quick"),
+                  out=tmp_path / "results")
+    out = write_report(tmp_path / "results", formats=("md", "latex"), figures=False)  # figures: tested above
+    assert out == tmp_path / "results" / "report"
+    (section,) = [p for p in out.iterdir() if p.is_dir()]
+    assert section.name.startswith("test-") and section.name.endswith("-cpu")
+    assert not (section / "figures").exists()
+    summary = pd.read_csv(section / "summary.csv").set_index("optimizer")
+    runs = load_runs(tmp_path / "results").set_index("optimizer")
+    for optimizer in ("adam", "anagram"):
+        assert summary.loc[optimizer, "l2_abs_mean"] == runs.loc[optimizer, "l2_abs"]
+    assert (summary["n_runs"] == 1).all()
+    readme = (out / "README.md").read_text()
+    assert "laplace2d" in readme and "environment.git_commit" in readme and "[2,32,1]" in readme
+    assert (section / "tables" / "all_l2_abs.tex").read_text().startswith(r"\begin{table}")

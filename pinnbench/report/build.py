@@ -13,11 +13,11 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import PinnbenchError
-from .curves import X_AXES, line_styles, plot_bands, save_figure, seed_bands
-from .frames import METRIC_NAMES, Partition, check_metric, optimizer_order, partitions
-from .manifest import manifest_rows, merged_manifest
+from .curves import X_AXES, X_NAMES, line_styles, plot_bands, save_figure, seed_bands
+from .frames import METRIC_NAMES, Partition, check_metric, optimizer_order, partitions, sentence_case
+from .manifest import manifest_table, merged_manifest, setup_table
 from .published import published_table
-from .render import FORMATS, Block, Cell, Heading, Image, Table, Text, check_formats, render_page, render_table
+from .render import FORMATS, Block, Heading, Image, Table, Text, check_formats, render_page, render_table
 from .status import failures_table, status_table
 from .tables import PAPER_COMPARISONS, comparison_has_data, comparison_table, full_table, summarize
 from .targets import DEFAULT_TARGETS, comparable, plot_profiles, target_table, time_to_target
@@ -35,95 +35,93 @@ def _write_table(table: Table, folder: Path, formats: tuple[str, ...]) -> None:
         (folder / f"{table.name}{FORMATS[fmt]}").write_text(render_table(table, fmt), encoding="utf-8")
 
 
-def _manifest_table(part: Partition) -> Table:
-    rows = manifest_rows(merged_manifest(part.runs), len(part.runs))
-    return Table("manifest", "Manifest (what the runs were made on)", ("setting", "value"),
-                 tuple((Cell(k), Cell(v)) for k, v in rows),
-                 "Merged over the runs of this section: a setting with several values lists how many runs had each.")
-
-
 def _figure(figure, stem: Path, out_dir: Path, caption: str) -> Image:
     png, svg = save_figure(figure, stem)
     return Image(png.relative_to(out_dir).as_posix(), caption, (svg.relative_to(out_dir).as_posix(),))
 
 
+def _curve_blocks(part: Partition, out_dir: Path, error: str, styles: dict, highlight: str | None) -> list[Block]:
+    if part.trajectory.empty:
+        return [Text("No trajectory points were recorded: no curves.")]
+    blocks: list[Block] = []
+    for stem, metric, x in CURVE_FIGURES:
+        metric = metric or error
+        title = f"{sentence_case(METRIC_NAMES[metric])} vs {X_NAMES[x]}\n{part.title}"
+        figure = plot_bands(seed_bands(part.trajectory, metric, x), metric, x, title, styles, highlight)
+        blocks.append(_figure(figure, out_dir / part.slug / "figures" / stem, out_dir,
+                              f"Best-so-far {METRIC_NAMES[metric]} against {X_AXES[x]} ({part.title}); "
+                              "line: median over seeds, band: interquartile range."))
+    return blocks
+
+
+def _profile_blocks(part: Partition, costs: pd.DataFrame, out_dir: Path, error: str, targets: tuple[float, ...],
+                    styles: dict, highlight: str | None) -> list[Block]:
+    kept, left_out = comparable(costs)
+    if kept.empty or kept["optimizer"].nunique() < 2:
+        return [Text("Performance profiles need at least two optimizers run on the same problems.")]
+    if not np.isfinite(kept["cost"]).any():
+        return [Text("No run reached any target: no performance profiles.")]
+    title = f"Targets {', '.join(f'{t:.0e}' for t in targets)} on the {METRIC_NAMES[error]}\n{part.title}"
+    figure = plot_profiles(kept, "time", title, styles, highlight, x_end=float(part.trajectory["time"].max()))
+    blocks: list[Block] = [_figure(figure, out_dir / part.slug / "figures" / "profiles", out_dir,
+                                   "Dolan-Moré performance profile and ECDF over (problem, target) pairs; runs "
+                                   "that never reach a target count as failures.")]
+    if left_out:
+        blocks.append(Text(f"Left out of the profiles, which need every optimizer on every problem: {left_out}."))
+    return blocks
+
+
 def _partition_section(part: Partition, out_dir: Path, formats: tuple[str, ...], error: str,
-                       targets: tuple[float, ...], highlight: str | None) -> tuple[list[Block], dict]:
+                       targets: tuple[float, ...], highlight: str | None, figures: bool) -> list[Block]:
+    """Write one partition's tables, data and figures under ``out_dir/<slug>/``; return its page blocks."""
     folder = out_dir / part.slug
-    tables_dir, figures_dir = folder / "tables", folder / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     context = f"Section: {part.title}."
-    blocks: list[Block] = [Heading(2, part.title.capitalize()),
-                           Text(f"{len(part.runs)} runs: {part.runs['problem'].nunique()} problems × "
-                                f"{part.runs['optimizer'].nunique()} optimizers, seeds "
-                                f"{', '.join(map(str, sorted(part.runs['seed'].unique())))}. "
-                                f"Files of this section: {part.slug}/.")]
     summary = summarize(part.runs)
     summary.to_csv(folder / "summary.csv", index=False)
+    costs = time_to_target(part.runs, part.trajectory, targets, error, "time")
+    costs.to_csv(folder / "time_to_target.csv", index=False)
 
     status = [status_table(part.runs, context)]
     if (part.runs["status"] != "ok").any():
         status.append(failures_table(part.runs))
-    finals, skipped = [], []
-    for comparison in PAPER_COMPARISONS:
-        if comparison_has_data(summary, comparison):
-            finals.append(comparison_table(summary, comparison, error))
-        else:
-            skipped.append(comparison.title)
-    finals += [full_table(summary, "loss"), full_table(summary, error), published_table(summary)]
-    costs = time_to_target(part.runs, part.trajectory, targets, error, "time")
-    costs.to_csv(folder / "time_to_target.csv", index=False)
+    shown = [c for c in PAPER_COMPARISONS if comparison_has_data(summary, c)]
+    skipped = [c.title for c in PAPER_COMPARISONS if c not in shown]
+    finals = [*(comparison_table(summary, c, error) for c in shown), full_table(summary, "loss"),
+              full_table(summary, error), published_table(summary)]
     to_target = target_table(costs, "time", error, context)
-    for table in (*status, *finals, to_target):
-        _write_table(table, tables_dir, formats)
+    setup, machine = setup_table(part.runs), manifest_table(part.runs)
+    for table in (*status, *finals, to_target, setup, machine):
+        _write_table(table, folder / "tables", formats)
 
-    blocks += [Heading(3, "Run status"), *status, Heading(3, "Final values"), *finals]
+    seeds = ", ".join(map(str, sorted(part.runs["seed"].unique())))
+    blocks: list[Block] = [
+        Heading(2, sentence_case(part.title)),
+        Text(f"{len(part.runs)} runs: {part.runs['problem'].nunique()} problems × "
+             f"{part.runs['optimizer'].nunique()} optimizers, seeds {seeds}. Files of this section: {part.slug}/."),
+        Heading(3, "Run status"), *status, Heading(3, "Final values"), *finals]
     if skipped:
         blocks.append(Text(f"Not shown (no runs of their optimizers on their problems): {'; '.join(skipped)}."))
-
-    blocks.append(Heading(3, "Error against time and work"))
     styles = line_styles(optimizer_order(part.runs))
-    if part.trajectory.empty:
-        blocks.append(Text("No trajectory points were recorded: no curves."))
-    else:
-        for stem, metric, x in CURVE_FIGURES:
-            metric = metric or error
-            bands = seed_bands(part.trajectory, metric, x)
-            title = f"{METRIC_NAMES[metric]} vs {X_AXES[x]}: {part.title}"
-            figure = plot_bands(bands, metric, x, title, styles, highlight)
-            blocks.append(_figure(figure, figures_dir / stem, out_dir,
-                                  f"Best-so-far {METRIC_NAMES[metric]} against {X_AXES[x]} ({part.title}); line: median "
-                                  "over seeds, band: interquartile range."))
-
-    blocks.append(Heading(3, "Time to target and performance profiles"))
-    blocks.append(to_target)
-    kept, left_out = comparable(costs)
-    if kept.empty or kept["optimizer"].nunique() < 2:
-        blocks.append(Text("Performance profiles need at least two optimizers run on the same problems."))
-    else:
-        figure = plot_profiles(kept, "time", f"Targets {', '.join(f'{t:.0e}' for t in targets)} on the "
-                               f"{METRIC_NAMES[error]}: {part.title}", styles, highlight)
-        blocks.append(_figure(figure, figures_dir / "profiles", out_dir,
-                              "Dolan-Moré performance profile and ECDF over (problem, target) pairs; runs that "
-                              "never reach a target count as failures."))
-        if left_out:
-            blocks.append(Text(f"Left out of the profiles, which need every optimizer on every problem: {left_out}."))
-    blocks.append(Heading(3, "Manifest"))
-    blocks.append(_manifest_table(part))
-    record = {"protocol": part.protocol, "protocol_id": part.protocol_id, "device": part.device,
-              "folder": part.slug, "runs": int(len(part.runs)), "manifest": merged_manifest(part.runs)}
-    return blocks, record
+    blocks.append(Heading(3, "Error against time and work"))
+    blocks += (_curve_blocks(part, out_dir, error, styles, highlight) if figures
+               else [Text("Figures were not drawn for this report (figures=False).")])
+    blocks += [Heading(3, "Time to target and performance profiles"), to_target]
+    if figures:
+        blocks += _profile_blocks(part, costs, out_dir, error, targets, styles, highlight)
+    return [*blocks, Heading(3, "Manifest"), setup, machine]
 
 
 def build_report(runs: pd.DataFrame, trajectory: pd.DataFrame, out_dir: str | Path,
                  formats: tuple[str, ...] | list[str] = ("md",), error: str = "l2_abs",
                  targets: tuple[float, ...] = DEFAULT_TARGETS, highlight: str | None = None,
-                 source: str = "") -> Path:
+                 figures: bool = True, source: str = "") -> Path:
     """Write the report of a results set given as frames (runs and trajectory, the store's schema).
 
     ``formats`` picks the table files (md, latex, html); ``index.html``, ``README.md`` and ``manifest.json`` are
     always written. ``error`` is the error metric of the tables and figures (``l2_abs``, the papers' absolute
-    RMS, or ``l2_rel``); ``highlight`` draws one optimizer's lines thicker. Returns ``out_dir``."""
+    RMS, or ``l2_rel``); ``highlight`` draws one optimizer's lines thicker; ``figures=False`` skips the figures
+    (the slow part: about a second per figure). Returns ``out_dir``."""
     formats = check_formats(formats)
     check_metric(error)
     if runs.empty:
@@ -140,11 +138,10 @@ def build_report(runs: pd.DataFrame, trajectory: pd.DataFrame, out_dir: str | Pa
         Text(f"Error metric: {METRIC_NAMES[error]}. Timings are optimizer time only (evaluation and saving "
              "excluded); they compare optimizers only within one section (same protocol, device and machine)."),
     ]
-    records = []
     for part in parts:
-        section, record = _partition_section(part, out_dir, formats, error, tuple(targets), highlight)
-        blocks += section
-        records.append(record)
+        blocks += _partition_section(part, out_dir, formats, error, tuple(targets), highlight, figures)
+    records = [{"protocol": p.protocol, "protocol_id": p.protocol_id, "device": p.device, "folder": p.slug,
+                "runs": len(p.runs), "manifest": merged_manifest(p.runs)} for p in parts]
     (out_dir / "README.md").write_text(render_page("pinnbench report", blocks, "md"), encoding="utf-8")
     (out_dir / "index.html").write_text(render_page("pinnbench report", blocks, "html"), encoding="utf-8")
     manifest = {"generated": generated, "pinnbench": __version__, "source": source, "error_metric": error,
@@ -164,7 +161,8 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None,
                  formats: tuple[str, ...] | list[str] = ("md",), **options) -> Path:
     """Load a results folder with :mod:`pinnbench.store` and write its report (default ``RESULTS/report``).
 
-    ``options`` go to :func:`build_report` (``error``, ``targets``, ``highlight``). Returns the report folder."""
+    ``options`` go to :func:`build_report` (``error``, ``targets``, ``highlight``, ``figures``).
+    Returns the report folder."""
     from ..store import load_results, load_runs  # the store is the only reader of run files
 
     results_dir = Path(results_dir)

@@ -27,6 +27,9 @@ X_AXES = {
     "jacobian_evals": "Jacobian evaluations",
 }
 """The x axes a curve can use, and their labels with units."""
+X_NAMES = {"time": "optimizer time", "step": "steps", "evaluations": "work", "residual_evals": "residual evaluations",
+           "gradient_evals": "gradient evaluations", "jacobian_evals": "Jacobian evaluations"}
+"""Short names of the x axes, for titles."""
 GRID_POINTS = 200
 _NEVER = 400.0  # log10 stand-in for "no finite value yet" (+inf), far above any real error
 

@@ -54,6 +54,20 @@ def require_single_partition(frame: pd.DataFrame) -> None:
                          "aggregate each partition separately")
 
 
+ID_CHARS = 12
+"""How much of a protocol id names it (pinnbench's ids are 10 hex digits)."""
+
+
+def describe_partition(protocol: object, protocol_id: object, device: object) -> str:
+    """``'protocol quick (id 1a2b3c4d5e), device cpu'``: how every table and figure names its partition."""
+    return f"protocol {protocol} (id {str(protocol_id)[:ID_CHARS]}), device {device}"
+
+
+def sentence_case(text: str) -> str:
+    """First letter upper-cased, the rest untouched (unlike ``str.capitalize``)."""
+    return text[:1].upper() + text[1:]
+
+
 @dataclass(frozen=True)
 class Partition:
     """The runs (one row each) and trajectory points (one row per record) of one protocol on one device."""
@@ -66,13 +80,13 @@ class Partition:
 
     @property
     def slug(self) -> str:
-        """A file-system safe name, e.g. ``quick-1a2b3c4d-cpu``."""
-        raw = f"{self.protocol}-{str(self.protocol_id)[:8]}-{self.device}"
+        """A file-system safe name, e.g. ``quick-1a2b3c4d5e-cpu``."""
+        raw = f"{self.protocol}-{str(self.protocol_id)[:ID_CHARS]}-{self.device}"
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw)
 
     @property
     def title(self) -> str:
-        return f"protocol {self.protocol} (id {str(self.protocol_id)[:8]}), device {self.device}"
+        return describe_partition(self.protocol, self.protocol_id, self.device)
 
 
 def partitions(runs: pd.DataFrame, trajectory: pd.DataFrame) -> list[Partition]:

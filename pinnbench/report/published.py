@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .frames import METRIC_NAMES, require_single_partition
+from .frames import METRIC_NAMES, describe_partition, require_single_partition, sentence_case
 from .render import MISSING, Cell, Table
 from .tables import format_value, stat_text
 
@@ -113,9 +113,11 @@ def published_table(summary: pd.DataFrame) -> Table:
     if protocol != "paper":
         notes.append(f"Our runs use protocol '{protocol}', not the papers' setup (protocol 'paper'): "
                      "fewer steps or points, so ratios are indicative only.")
+    first = summary.iloc[0] if not summary.empty else None
     footnote = ("Ours: mean ± std over seeds of final values of ok runs, default hyperparameters; (k/n): k of n "
-                f"runs ok; {MISSING}: not run. Protocol {protocol} (id {str(summary['protocol_id'].iloc[0])[:8]}), "
-                f"device {summary['device'].iloc[0]}." if not summary.empty else "")
+                f"runs ok; {MISSING}: not run."
+                + ("" if first is None else " " + sentence_case(
+                    describe_partition(first["protocol"], first["protocol_id"], first["device"])) + "."))
     return Table("published", "pinnbench vs published results",
                  ("problem", "optimizer", "metric", "ours", "published", "ratio", "verdict"), tuple(rows),
                  footnote, tuple(notes))

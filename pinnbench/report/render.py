@@ -56,7 +56,8 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 _LATEX_UNICODE = {"±": r"$\pm$", "—": "---", "×": r"$\times$", "≤": r"$\le$", "≥": r"$\ge$", "≈": r"$\approx$",
                   "Σ": r"$\Sigma$", "²": r"$^2$", "−": "-", "✓": r"$\checkmark$", "✗": r"$\times$",
-                  "u*": r"$u^*$", "·": r"$\cdot$"}
+                  "u*": r"$u^*$", "·": r"$\cdot$", "†": r"\textdagger{}",
+                  "…": r"\ldots{}", "τ": r"$\tau$"}
 
 
 def latex_escape(text: str) -> str:
@@ -102,7 +103,8 @@ def render_table(table: Table, fmt: str) -> str:
     notes = [n for n in (table.footnote, *table.notes) if n]
     body = table_body(table, fmt)
     if fmt == "md":
-        return "\n\n".join([f"**{_markdown_escape(table.title, False)}**", body, *[f"*{_markdown_escape(n, False)}*" for n in notes]]) + "\n"
+        title = f"**{_markdown_escape(table.title, in_table=False)}**"
+        return "\n\n".join([title, body, *(f"*{_markdown_escape(n, in_table=False)}*" for n in notes)]) + "\n"
     if fmt == "latex":
         lines = [r"\begin{table}[ht]", r"\centering", r"\small", rf"\caption{{{latex_escape(table.title)}}}",
                  body, r"\par\footnotesize"]

@@ -10,7 +10,8 @@ ERROR_CHARS = 160
 
 
 def first_line(message: object) -> str:
-    """The first non-empty line of an error message (the last one of a traceback), shortened to ``ERROR_CHARS``; "" for none."""
+    """The first non-empty line of an error message (the last one of a traceback), at most ``ERROR_CHARS`` long;
+    "" for none."""
     if message is None or (isinstance(message, float) and pd.isna(message)):
         return ""
     lines = [line for line in str(message).strip().splitlines() if line.strip()]

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .frames import (METRIC_DEFINITIONS, METRIC_NAMES, PARTITION, RUN_COLUMNS, check_columns, check_metric, finite,
-                     require_single_partition)
+from .frames import (METRIC_DEFINITIONS, METRIC_NAMES, PARTITION, RUN_COLUMNS, check_columns, check_metric,
+                     describe_partition, finite, require_single_partition, sentence_case)
 from .render import MISSING, Cell, Table
 
 STD_DDOF = 0
@@ -103,7 +103,7 @@ def _protocol_note(summary: pd.DataFrame) -> str:
     if summary.empty:
         return ""
     first = summary.iloc[0]
-    return f"Protocol {first['protocol']} (id {str(first['protocol_id'])[:8]}), device {first['device']}."
+    return sentence_case(describe_partition(first["protocol"], first["protocol_id"], first["device"])) + "."
 
 
 def table_footnote(summary: pd.DataFrame, metrics: tuple[str, ...]) -> str:

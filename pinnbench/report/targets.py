@@ -8,8 +8,8 @@ The profiles compare optimizers on *instances* = (problem, target) pairs. An opt
 the median over its seeds (``inf`` when at most half of them reach the target). The performance profile of
 optimizer s is ρ_s(τ) = share of instances with t_{p,s} ≤ τ · min_s' t_{p,s'} (Dolan & Moré 2002); instances no
 optimizer solves stay in the denominator. The ECDF gives, per optimizer, the share of instances solved by time t,
-each instance weighted equally and split evenly over its seeds (so 3 of 10 seeds solving counts 0.3). Only
-problems on which every compared optimizer has runs enter the profiles.
+each instance weighted equally and split evenly over its seeds (so 3 of 10 seeds solving counts 0.3). Both need
+every compared optimizer on every problem: :func:`comparable` picks that block.
 """
 from __future__ import annotations
 
@@ -143,16 +143,17 @@ def ecdf(costs: pd.DataFrame, grid: np.ndarray) -> pd.DataFrame:
     return pd.concat(pieces, ignore_index=True)
 
 
-def plot_profiles(costs: pd.DataFrame, x: str, title: str,
-                  styles: dict[str, Style], highlight: str | None = None) -> Figure:
-    """Performance profile (left) and ECDF (right) of the comparable problems in ``costs``."""
+def plot_profiles(costs: pd.DataFrame, x: str, title: str, styles: dict[str, Style],
+                  highlight: str | None = None, x_end: float | None = None) -> Figure:
+    """Performance profile (left) and ECDF (right) of the comparable problems in ``costs``; the ECDF's x axis
+    runs to ``x_end`` (e.g. the longest run), else a little past the largest finite cost."""
     ratios = performance_ratios(instance_costs(costs))
     finite_ratios = ratios.to_numpy()[np.isfinite(ratios.to_numpy())]
     tau_max = max(2.0, float(finite_ratios.max()) * 2.0) if finite_ratios.size else 2.0
     taus = np.geomspace(1.0, tau_max, 400)
     finite_costs = costs["cost"][np.isfinite(costs["cost"]) & (costs["cost"] > 0)]
     low, high = (finite_costs.min(), finite_costs.max()) if len(finite_costs) else (1e-3, 1.0)
-    grid = np.geomspace(low / 1.5, high * 1.5, 400)
+    grid = np.geomspace(low / 1.5, max(high * 1.5, x_end or 0.0), 400)
     profile_frame, ecdf_frame = profile(ratios, taus), ecdf(costs, grid)
     n_instances = len(ratios)
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
