@@ -12,7 +12,7 @@ The nonlinear part is N(v) = 5(u - u³) + 10 v.
 Steps are uniform (``save_dt / substeps``) for t ≥ ``t_uniform``; below it the stored levels are graded
 geometrically down to ``t_min`` (ratio ``grading``) with ``substeps`` steps between consecutive levels. The
 grading resolves the corner layer at (0, ±1), where the initial data does not satisfy the equation's
-compatibility condition (ε u0''(±1) ≠ 0 while u_t(t, ±1) = 0), so the solution is not smooth in t there.
+compatibility condition (1e-3 u0''(±1) ≠ 0 while u_t(t, ±1) = 0), so the solution is not smooth in t there.
 
 Every 101 x 201 evaluation-grid time (multiples of 0.01) is a stored level; other times are interpolated
 (see :mod:`.interpolation`). The default resolution changes by less than 1e-10 on that grid when n and the
