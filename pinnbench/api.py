@@ -10,7 +10,7 @@ from .backends import make_backend
 from .compare import Comparison, compare_plugin
 from .protocol import Protocol, load_protocol, parse_duration
 from .registry import entries
-from .runner import grid, print_progress, run_suite
+from .runner import Progress, grid, run_suite
 from .store import load_results
 
 
@@ -41,7 +41,7 @@ def run(problems: str | Iterable[str] | None = None,
         out: str | Path = "results", resume: bool = True, progress: bool = False,
         jobs: int | None = None, scheduler: str | None = None, scheduler_file: str | None = None,
         grace: str | float | None = None, retries: int | None = None) -> pd.DataFrame:
-    """Run every (problem, optimizer, seed) not yet in ``out`` and return all of ``out`` as a DataFrame.
+    """Run every (problem, optimizer, seed) not yet in ``out``; return the grid's runs as one tidy DataFrame.
 
     ``problems``/``optimizers`` default to the protocol's lists, else to everything registered; an optimizer
     is a name or ``(name, hyperparameters)``. ``budget``, ``steps``, ``device``, ``seeds`` override the
@@ -55,8 +55,10 @@ def run(problems: str | Iterable[str] | None = None,
                                                                    or entries("optimizer"))
     specs = grid(problem_names, _optimizer_pairs(chosen), proto.seeds)
     with make_backend(jobs, scheduler, scheduler_file, _grace(grace), retries) as backend:
-        run_suite(specs, proto, out, resume=resume, progress=print_progress if progress else None, backend=backend)
-    return load_results(out)
+        result = run_suite(specs, proto, out, resume=resume, progress=Progress() if progress else None,
+                           backend=backend)
+    frame = load_results(out)
+    return frame[frame.run_id.isin(result.run_ids)].reset_index(drop=True)
 
 
 def _grace(grace: str | float | None) -> float | None:
@@ -66,13 +68,14 @@ def _grace(grace: str | float | None) -> float | None:
 def compare(plugin: str | Path, against: Iterable[str | tuple[str, dict[str, Any]]] | None = None,
             problems: Iterable[str] | None = None, seeds: Iterable[int] | None = None,
             protocol: str | Protocol = "quick", budget: str | float | None = None, steps: int | None = None,
-            device: str | None = None, out: str | Path = "results", report: str | Path | None = None,
-            jobs: int | None = None, scheduler: str | None = None, scheduler_file: str | None = None,
-            grace: str | float | None = None, retries: int | None = None) -> Comparison:
+            device: str | None = None, out: str | Path = "results", report: bool = True,
+            report_dir: str | Path | None = None, jobs: int | None = None, scheduler: str | None = None,
+            scheduler_file: str | None = None, grace: str | float | None = None,
+            retries: int | None = None) -> Comparison:
     """``pinnbench compare``: run the optimizers of ``plugin`` and the baselines, reusing the stored baseline
     runs in ``out`` that match the protocol and machine; print the summary and write the report."""
     proto = _protocol(protocol, budget, steps, device, seeds)
     with make_backend(jobs, scheduler, scheduler_file, _grace(grace), retries) as backend:
         return compare_plugin(plugin, proto, out=out, against=None if against is None else _optimizer_pairs(against),
                               problems=None if problems is None else list(problems), backend=backend,
-                              report_dir=report)
+                              report=report, report_dir=report_dir)

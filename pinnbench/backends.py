@@ -20,7 +20,7 @@ import queue as queues
 import socket
 import threading
 from collections import Counter
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .environment import code_version, environment
 from .errors import PinnbenchError
@@ -28,6 +28,8 @@ from .isolation import IsolatedWorker, plugin_sources
 from .protocol import Protocol
 from .runner import RunSpec, WorkQueue, execute, failed_record, identity_manifest, resolved_hparams
 from .store import RunRecord
+
+OnEvaluate = Callable[[dict[str, float]], None] | None
 
 
 def available_cpus() -> list[int]:
@@ -58,8 +60,12 @@ class Backend:
 
     name = "backend"
 
-    def run(self, queue: WorkQueue, protocol: Protocol) -> Iterator[tuple[RunSpec, RunRecord]]:
-        """Take runs from ``queue`` until it is empty; yield each with its record as it finishes."""
+    def run(self, queue: WorkQueue, protocol: Protocol,
+            on_evaluate: OnEvaluate = None) -> Iterator[tuple[RunSpec, RunRecord]]:
+        """Take runs from ``queue`` until it is empty; yield each with its record as it finishes.
+
+        on_evaluate: called with each trajectory point of the run in progress (a live progress line); a backend
+        that executes several runs at once ignores it."""
         raise NotImplementedError
 
     def machines(self) -> set[tuple[str, str]]:
@@ -97,9 +103,10 @@ class SequentialBackend(Backend):
 
     name = "sequential"
 
-    def run(self, queue: WorkQueue, protocol: Protocol) -> Iterator[tuple[RunSpec, RunRecord]]:
+    def run(self, queue: WorkQueue, protocol: Protocol,
+            on_evaluate: OnEvaluate = None) -> Iterator[tuple[RunSpec, RunRecord]]:
         while (spec := queue.take()) is not None:
-            yield spec, execute(spec, protocol, execution={"backend": self.name})
+            yield spec, execute(spec, protocol, on_evaluate=on_evaluate, execution={"backend": self.name})
 
     def describe(self) -> str:
         return "sequential, in this process"
@@ -138,8 +145,10 @@ class ProcessBackend(Backend):
             return [None] * self.jobs
         return [cpus[i * threads:(i + 1) * threads] for i in range(self.jobs)]
 
-    def run(self, queue: WorkQueue, protocol: Protocol) -> Iterator[tuple[RunSpec, RunRecord]]:
+    def run(self, queue: WorkQueue, protocol: Protocol,
+            on_evaluate: OnEvaluate = None) -> Iterator[tuple[RunSpec, RunRecord]]:
         threads = self.threads(protocol)
+        on_point = on_evaluate if self.jobs == 1 else None
         host = socket.gethostname()
         workers = [IsolatedWorker(threads, cpus, execution={
             "backend": self.name, "worker": f"worker {i + 1}/{self.jobs} on {host}", "concurrent_runs": self.jobs})
@@ -149,7 +158,7 @@ class ProcessBackend(Backend):
         def serve(worker: IsolatedWorker) -> None:
             try:
                 while not worker.aborted and (spec := queue.take()) is not None:
-                    results.put((spec, worker.run(spec, protocol, self.grace, self.retries)))
+                    results.put((spec, worker.run(spec, protocol, self.grace, self.retries, on_point=on_point)))
             except BaseException as exc:  # noqa: BLE001 - handed to the suite's thread, which raises it
                 results.put(exc)
             finally:
@@ -264,7 +273,8 @@ class DaskBackend(Backend):
         workers = self.client.scheduler_info(n_workers=-1)["workers"]
         return f"Dask cluster at {self.where} ({len(workers)} workers, {sum(host_slots(self.client).values())} slots)"
 
-    def run(self, queue: WorkQueue, protocol: Protocol) -> Iterator[tuple[RunSpec, RunRecord]]:
+    def run(self, queue: WorkQueue, protocol: Protocol,
+            on_evaluate: OnEvaluate = None) -> Iterator[tuple[RunSpec, RunRecord]]:
         import torch
         from distributed import as_completed
 

@@ -5,18 +5,15 @@ per-run budget the baselines get in a suite of their own (so that the runs ``pin
 match). A stored baseline run is reused when it has the same run key (problem, optimizer, hyperparameters,
 seed, protocol settings, device, code version) and was made on a machine this backend runs on (hostname and
 CPU model); the missing ones are run. The summary table (median final L2 error per problem, the new optimizer
-marked) is printed; the report (``pinnbench.report``, when installed) is written with the new optimizer
-highlighted.
+marked) is printed, and the report (:mod:`pinnbench.report`) is written with the new optimizer highlighted.
 """
 from __future__ import annotations
 
-import importlib.util
-import inspect
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 from tabulate import tabulate
@@ -25,8 +22,7 @@ from .backends import Backend, SequentialBackend
 from .errors import PinnbenchError
 from .protocol import Protocol
 from .registry import entries, load_plugin
-from .runner import (RunRecord, RunSpec, SuiteResult, effective_protocol, grid, machine, print_progress,
-                     run_suite, spec_key)
+from .runner import Progress, SuiteResult, effective_protocol, grid, machine, run_suite, spec_key
 from .store import load_runs
 
 NEW_MARK = " (new)"
@@ -46,6 +42,7 @@ class Comparison:
     table: pd.DataFrame
     """Median final absolute L2 error per problem (rows) and optimizer (columns)."""
     report: Path | None
+    """The report folder (None when no report was asked for)."""
 
 
 def plugin_optimizers(plugin_file: str | Path) -> list[str]:
@@ -78,24 +75,22 @@ def _suite_runs(out: Path, keys: set[str], machines: set[tuple[str, str]]) -> pd
     return runs[keep]
 
 
-def _write_report(out: Path, report_dir: Path, new: list[str]) -> Path | None:
-    """The report of ``pinnbench.report`` with the new optimizers highlighted, if that module is installed."""
-    if importlib.util.find_spec("pinnbench.report") is None:
-        return None
-    from .report import write_report  # type: ignore[import-not-found]
+def _write_report(out: Path, report_dir: Path, new: list[str]) -> Path:
+    """The report (:mod:`pinnbench.report`) of the results folder, with the (first) new optimizer highlighted."""
+    from .report import write_report  # matplotlib/seaborn load only when a report is written
 
-    highlight = {"highlight": tuple(new)} if "highlight" in inspect.signature(write_report).parameters else {}
-    return write_report(out, report_dir, **highlight)
+    return write_report(out, report_dir, formats=("md", "html"), highlight=new[0])
 
 
 def compare_plugin(plugin_file: str | Path, protocol: Protocol, out: str | Path = "results",
                    against: list[tuple[str, dict[str, Any]]] | None = None, problems: list[str] | None = None,
-                   backend: Backend | None = None, report_dir: str | Path | None = None,
-                   progress: Callable[[int, int, RunSpec, RunRecord | None], None] | None = print_progress
-                   ) -> Comparison:
+                   backend: Backend | None = None, report: bool = True, report_dir: str | Path | None = None,
+                   progress: Progress | None = None) -> Comparison:
     """Run the optimizers of ``plugin_file`` and the baselines ``against`` (default: every other registered
     optimizer, or the protocol's list) on ``problems`` (default: the protocol's, else all) and seeds of
-    ``protocol``; reuse the matching stored baseline runs in ``out``; print the summary and write the report."""
+    ``protocol``; reuse the matching stored baseline runs in ``out``; print the summary and (``report``) write
+    the report into ``report_dir`` (default ``<out>/compare-<new optimizer>``). ``progress``: default a
+    :class:`~pinnbench.runner.Progress` on stderr."""
     out = Path(out)
     new = plugin_optimizers(plugin_file)
     if not new:
@@ -113,7 +108,8 @@ def compare_plugin(plugin_file: str | Path, protocol: Protocol, out: str | Path 
     print(f"pinnbench compare: {', '.join(new)} against {names} on {len(problems)} problems x "
           f"{len(protocol.seeds)} seeds, protocol {fair.name} [{fair.protocol_id}], {fair.budget:g} s per run, "
           f"{backend.describe()}", file=sys.stderr)
-    suite = run_suite(specs, fair, out, progress=progress, backend=backend, reuse=lambda m: machine(m) in machines)
+    suite = run_suite(specs, fair, out, progress=progress or Progress(), backend=backend,
+                      reuse=lambda m: machine(m) in machines)
     reused_baselines = sum(spec.optimizer not in new for spec in suite.skipped)
     ran_new = sum(record.manifest["optimizer_name"] in new for record in suite.records)
     print(f"pinnbench compare: reused {len(suite.skipped)} stored runs ({reused_baselines} baselines), ran "
@@ -123,7 +119,8 @@ def compare_plugin(plugin_file: str | Path, protocol: Protocol, out: str | Path 
     table = median_errors(runs, new)
     print("median final L2 error (absolute RMS) per problem:")
     print(tabulate(table, headers="keys", disable_numparse=True))
-    report = _write_report(out, Path(report_dir) if report_dir else out / f"compare-{new[0]}", new)
-    if report is not None:
-        print(f"pinnbench compare: report in {report}", file=sys.stderr)
-    return Comparison(new, suite, len(suite.skipped), len(suite.records), table, report)
+    written = None
+    if report:
+        written = _write_report(out, Path(report_dir) if report_dir else out / f"compare-{new[0]}", new)
+        print(f"pinnbench compare: report written to {written / 'index.html'}", file=sys.stderr)
+    return Comparison(new, suite, len(suite.skipped), len(suite.records), table, written)

@@ -32,7 +32,7 @@ import time
 from hashlib import sha256
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .errors import PinnbenchError
 from .protocol import Protocol
@@ -228,20 +228,22 @@ class IsolatedWorker:
 
     def run(self, spec: RunSpec, protocol: Protocol, grace: float | None = None, retries: int = 1, *,
             plugins: Sequence[Plugin] | None = None, default_dtype: str | None = None,
-            identity: dict[str, Any] | None = None) -> RunRecord:
+            identity: dict[str, Any] | None = None,
+            on_point: Callable[[dict[str, float]], None] | None = None) -> RunRecord:
         """Execute ``spec`` in the child and return its record; never raises for a failure of the run.
 
         grace: seconds allowed past the budget (default :func:`default_grace`). retries: how many times a run
         whose process died is tried again in a fresh process (a timeout or a Python error is not retried).
         plugins, default_dtype, identity (the manifest known before the run, for records of runs that died
         early): as in this process unless given (a Dask worker gets them from the suite's process).
+        on_point: called with each trajectory point as the child reports it (a live progress line).
         """
         import torch
 
         grace = default_grace(protocol.budget) if grace is None else grace
         request = {"plugins": plugin_sources() if plugins is None else tuple(plugins),
                    "dtype": default_dtype or str(torch.get_default_dtype()).removeprefix("torch."),
-                   "identity": identity}
+                   "identity": identity, "on_point": on_point}
         attempt = 0
         while True:
             attempt += 1
@@ -286,6 +288,8 @@ class IsolatedWorker:
                         manifest = payload[0]
                     elif kind == "point":
                         points.append(payload[0])
+                        if request["on_point"]:
+                            request["on_point"](payload[0])
                     elif kind == "done":
                         return payload[0], False
                     elif kind == "failed":

@@ -169,10 +169,12 @@ def failed_record(spec: RunSpec, protocol: Protocol, status: str, error: str,
 
 
 def execute(spec: RunSpec, protocol: Protocol, evaluate_every: float | None = None,
-            observer: RunObserver | None = None, execution: dict[str, Any] | None = None) -> RunRecord:
+            on_evaluate: Callable[[dict[str, float]], None] | None = None, observer: RunObserver | None = None,
+            execution: dict[str, Any] | None = None) -> RunRecord:
     """Run one (problem, optimizer, seed) under ``protocol`` and return its record (never raises for run failures).
 
     evaluate_every: optimizer seconds between evaluations on top of the step schedule (default budget/100).
+    on_evaluate: called with each recorded point (for progress display; never charged to the clock).
     observer: hooks for a supervisor (see :class:`RunObserver`). execution: facts about where the run executes
     (backend, worker, concurrent runs) for the manifest; default: in this process, alone.
     """
@@ -209,6 +211,8 @@ def execute(spec: RunSpec, protocol: Protocol, evaluate_every: float | None = No
         point = {"step": step, "time": clock, "loss": loss, **errors, **objective.counts.as_dict()}
         record.add_point(**point)
         observer.evaluated(point)
+        if on_evaluate:
+            on_evaluate(point)
         return _finite(loss, errors["l2_abs"])
 
     try:
@@ -287,11 +291,13 @@ def effective_protocol(protocol: Protocol, n_runs: int) -> Protocol:
 
 @dataclass
 class SuiteResult:
-    """What a suite did: the run files it wrote (with their records) and the runs it skipped as already done."""
+    """What a suite did: files written now (with their records), specs skipped as already done, and the run ids
+    of the whole grid."""
 
     written: list[Path] = field(default_factory=list)
     skipped: list[RunSpec] = field(default_factory=list)
     records: list[RunRecord] = field(default_factory=list)
+    run_ids: set[str] = field(default_factory=set)
 
     def status_counts(self) -> dict[str, int]:
         """How many of the runs executed now ended ok, diverged, error or timeout."""
@@ -397,8 +403,8 @@ class WorkQueue:
 
 
 def run_suite(specs: list[RunSpec], protocol: Protocol, out: str | Path, resume: bool = True,
-              progress: Callable[[int, int, RunSpec, RunRecord | None], None] | None = None,
-              backend: "Backend | None" = None, reuse: Callable[[Manifest], bool] | None = None) -> SuiteResult:
+              progress: "Progress | None" = None, backend: "Backend | None" = None,
+              reuse: Callable[[Manifest], bool] | None = None) -> SuiteResult:
     """Execute ``specs`` on ``backend`` (default: sequentially in this process), writing each finished run
     atomically into ``out``; skip the runs already there (resume) unless ``resume`` is False.
 
@@ -418,10 +424,11 @@ def run_suite(specs: list[RunSpec], protocol: Protocol, out: str | Path, resume:
     pending: dict[str, RunSpec] = {}
     for spec in specs:
         key = spec_key(spec, protocol)
+        result.run_ids.add(key[:12])
         if key in done or key in pending:  # done, or listed twice
             result.skipped.append(spec)
             if progress:
-                progress(len(result.skipped) - 1, len(specs), spec, None)
+                progress.finished(len(result.skipped) - 1, len(specs), spec, None)
         else:
             pending[key] = spec
     if not pending:
@@ -429,31 +436,53 @@ def run_suite(specs: list[RunSpec], protocol: Protocol, out: str | Path, resume:
     with Claims(out) as claims:
         queue = WorkQueue([(spec, key) for key, spec in pending.items()], claims, out, reuse)
 
+        def finished(spec: RunSpec, record: RunRecord | None) -> None:
+            if progress:
+                progress.finished(len(result.skipped) + len(result.written) - 1, len(specs), spec, record)
+
         def report_skipped() -> None:
             for skipped in queue.drain_skipped():
                 result.skipped.append(skipped)
-                if progress:
-                    progress(len(result.skipped) + len(result.written) - 1, len(specs), skipped, None)
+                finished(skipped, None)
 
-        for spec, record in backend.run(queue, protocol):
+        ticker = progress.ticker(protocol.budget) if progress else None
+        for spec, record in backend.run(queue, protocol, ticker):
             report_skipped()
             result.written.append(write_run(record, _destination(out, record)))
             result.records.append(record)
             queue.done(spec)
-            if progress:
-                progress(len(result.skipped) + len(result.written) - 1, len(specs), spec, record)
+            finished(spec, record)
         report_skipped()
     return result
 
 
-def print_progress(index: int, total: int, spec: RunSpec, record: RunRecord | None) -> None:
-    """A one-line progress report per run on stderr."""
-    head = f"[{index + 1}/{total}] {spec.problem} {spec.label} seed {spec.seed}"
-    if record is None:
-        line = f"{head}: already done, skipped"
-    else:
-        m = record.manifest
-        l2 = record.trajectory["l2_abs"][-1] if record.trajectory["l2_abs"] else float("nan")
-        line = (f"{head}: {m['status']} ({m['stop_reason'] or m.get('error') or ''}) after {m['steps']} steps, "
-                f"{m['time']:.1f} s, L2 abs {l2:.2e}")
-    print(line, file=sys.stderr, flush=True)
+class Progress:
+    """Progress on stderr: a line per finished run and, on a terminal, a live line while a run goes."""
+
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+
+    def ticker(self, budget: float) -> Callable[[dict[str, float]], None] | None:
+        if not self.live:
+            return None
+
+        def show(point: dict[str, float]) -> None:
+            filled = int(20 * min(point["time"] / budget, 1.0))
+            self.stream.write(f"\r  [{'#' * filled}{'.' * (20 - filled)}] step {point['step']}, "
+                              f"{point['time']:.1f}/{budget:g} s, loss {point['loss']:.2e}, "
+                              f"L2 abs {point['l2_abs']:.2e}   ")
+            self.stream.flush()
+        return show
+
+    def finished(self, index: int, total: int, spec: RunSpec, record: RunRecord | None) -> None:
+        head = f"[{index + 1}/{total}] {spec.problem} {spec.label} seed {spec.seed}"
+        if record is None:
+            line = f"{head}: already done, skipped"
+        else:
+            m = record.manifest
+            l2 = record.trajectory["l2_abs"][-1] if record.trajectory["l2_abs"] else float("nan")
+            line = (f"{head}: {m['status']} ({m['stop_reason'] or m.get('error') or ''}) after {m['steps']} "
+                    f"steps, {m['time']:.1f} s, L2 abs {l2:.2e}")
+        self.stream.write(("\r\033[K" if self.live else "") + line + "\n")
+        self.stream.flush()

@@ -18,7 +18,7 @@ from pinnbench.backends import DaskBackend, ProcessBackend, available_cpus, over
 from pinnbench.claims import Claims
 from pinnbench.cli import main
 from pinnbench.protocol import Protocol, load_protocol
-from pinnbench.runner import RunSpec, grid, run_suite
+from pinnbench.runner import Progress, RunSpec, grid, run_suite
 from pinnbench.store import load_runs, read_run
 
 from conftest import REPO
@@ -50,7 +50,7 @@ def _assert_same_suite(reference: Path, other: Path) -> None:
 def test_jobs_2_gives_the_sequential_results(tmp_path, threads_of_half_the_cores, capsys):
     run_suite(GRID, load_protocol("quick").replace(steps=5), tmp_path / "sequential")
     args = ["run", "-p", "laplace2d", "-o", "adam", "anagram", "--seeds", "1", "2", "--steps", "5",
-            "--out", str(tmp_path / "jobs2"), "--jobs", "2"]
+            "--out", str(tmp_path / "jobs2"), "--jobs", "2", "--no-report"]
     assert main(args) == 0
     assert "2 worker processes" in capsys.readouterr().err
     _assert_same_suite(tmp_path / "sequential", tmp_path / "jobs2")
@@ -141,7 +141,8 @@ def test_oversubscription_warning(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(backends, "available_cpus", lambda: [0])
     protocol = tmp_path / "p.toml"
     protocol.write_text("threads = 2\nsteps = 1\n")
-    assert main(["run", "-p", "laplace2d", "-o", "adam", "--protocol", str(protocol), "--out", str(tmp_path)]) == 0
+    assert main(["run", "-p", "laplace2d", "-o", "adam", "--protocol", str(protocol), "--out", str(tmp_path),
+                 "--no-report"]) == 0
     assert "warning: 1 concurrent runs x 2 threads = 2 threads on 1 cores" in capsys.readouterr().err
 
 
@@ -204,13 +205,15 @@ def test_killing_a_dask_worker_loses_only_its_run(dask_cluster, tmp_path):
     specs = [RunSpec("laplace2d", "adam", seed) for seed in range(1, 5)]
     killed = []
 
-    def kill_w1_after_the_first_run(index, total, spec, record):
-        if record is not None and not killed:
-            workers["w1"].kill()
-            killed.append(record.manifest["execution"]["worker"])
+    class KillW1AfterTheFirstRun(Progress):
+        def finished(self, index, total, spec, record):
+            super().finished(index, total, spec, record)
+            if record is not None and not killed:
+                workers["w1"].kill()
+                killed.append(record.manifest["execution"]["worker"])
 
     with DaskBackend(scheduler_file=str(scheduler_file)) as backend:
-        result = run_suite(specs, protocol, tmp_path, progress=kill_w1_after_the_first_run, backend=backend)
+        result = run_suite(specs, protocol, tmp_path, progress=KillW1AfterTheFirstRun(), backend=backend)
     assert killed and workers["w1"].wait(timeout=10) is not None
     runs = load_runs(tmp_path)
     assert sorted(runs.seed) == [1, 2, 3, 4] and runs.run_id.is_unique

@@ -1,14 +1,13 @@
 """``pinnbench compare``: the README's example optimizer against stored baselines, reused when protocol and
 machine match, run again (never overwritten) when they do not."""
-import importlib.machinery
-import sys
-import types
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
 from pinnbench import compare as compare_module
+from pinnbench import report
 from pinnbench.cli import main
 from pinnbench.protocol import load_protocol
 from pinnbench.runner import RunSpec, run_suite
@@ -29,11 +28,11 @@ def one_thread():
 
 
 def test_compare_reuses_the_stored_baselines(tmp_path, capsys):
-    out = str(tmp_path / "results")
-    assert main(["run", "-p", "laplace2d", "-o", "adam", "--steps", "5", "--out", out]) == 0
+    out = tmp_path / "results"
+    assert main(["run", "-p", "laplace2d", "-o", "adam", "--steps", "5", "--out", str(out), "--no-report"]) == 0
     capsys.readouterr()
-    assert main(["compare", MY_GD, "--against", "adam", "anagram", "-p", "laplace2d", "--steps", "5",
-                 "--out", out]) == 0
+    compare = ["compare", MY_GD, "--against", "adam", "anagram", "-p", "laplace2d", "--steps", "5", "--out", str(out)]
+    assert main(compare) == 0
     captured = capsys.readouterr()
     assert "reused 1 stored runs (1 baselines), ran 2 (1 of the new optimizer, 1 missing baselines)" in captured.err
     table = captured.out.splitlines()
@@ -41,8 +40,9 @@ def test_compare_reuses_the_stored_baselines(tmp_path, capsys):
     runs = load_runs(out).set_index("optimizer")
     row = next(line for line in table if line.startswith("laplace2d")).split()
     assert row[1:] == [f"{runs.loc[name, 'l2_abs']:.2e}" for name in ("my-gd", "adam", "anagram")]
-    assert main(["compare", MY_GD, "--against", "adam", "anagram", "-p", "laplace2d", "--steps", "5",
-                 "--out", out]) == 0
+    report = (out / "compare-my-gd" / "README.md").read_text()
+    assert "my-gd" in report and "anagram" in report
+    assert main([*compare, "--no-report"]) == 0
     assert "reused 3 stored runs (2 baselines), ran 0" in capsys.readouterr().err
     assert len(run_files(out)) == 3
 
@@ -54,7 +54,7 @@ def test_baselines_from_another_machine_are_run_again_beside_them(tmp_path):
     elsewhere.manifest["environment"]["hostname"] = "another-machine"
     write_run(elsewhere, tmp_path)
     comparison = compare_module.compare_plugin(MY_GD, protocol, out=tmp_path, against=[("adam", {})],
-                                               problems=["laplace2d"], progress=None)
+                                               problems=["laplace2d"], report=False)
     assert comparison.reused == 0 and comparison.ran == 2
     hosts = sorted(read_run(p).manifest["environment"]["hostname"] for p in run_files(tmp_path)
                    if read_run(p).manifest["optimizer"] == "adam")
@@ -62,20 +62,17 @@ def test_baselines_from_another_machine_are_run_again_beside_them(tmp_path):
     assert read_run(path).manifest["environment"]["hostname"] == "another-machine"  # kept, not overwritten
 
 
-def test_report_is_written_with_the_new_optimizer_highlighted(tmp_path, monkeypatch):
+def test_report_highlights_the_new_optimizer(tmp_path, monkeypatch):
     calls = []
 
-    def write_report(results_dir, out_dir=None, formats=("md",), highlight=()):
-        calls.append((results_dir, out_dir, highlight))
-        return out_dir
+    def write_report(results_dir, out_dir=None, formats=("md",), **options):
+        calls.append((results_dir, out_dir, options))
+        return Path(out_dir)
 
-    report = types.ModuleType("pinnbench.report")
-    report.__spec__ = importlib.machinery.ModuleSpec("pinnbench.report", None)
-    report.write_report = write_report
-    monkeypatch.setitem(sys.modules, "pinnbench.report", report)
+    monkeypatch.setattr(report, "write_report", write_report)
     comparison = compare_module.compare_plugin(MY_GD, load_protocol("quick").replace(steps=2), out=tmp_path,
-                                               against=[], problems=["laplace2d"], progress=None)
-    assert calls == [(tmp_path, tmp_path / "compare-my-gd", ("my-gd",))]
+                                               against=[], problems=["laplace2d"])
+    assert calls == [(tmp_path, tmp_path / "compare-my-gd", {"highlight": "my-gd"})]
     assert comparison.report == tmp_path / "compare-my-gd"
 
 
