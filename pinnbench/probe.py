@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import ctypes
 import json
 import statistics
 import sys
@@ -93,6 +94,31 @@ def copy_bandwidth(timer: Timer, n: int = 2 ** 24, repeat: int = 3) -> float:
     dst = torch.empty_like(src)
     best, _ = timer(lambda: dst.copy_(src), repeat)
     return 2 * 8 * n / best / 1e9
+
+
+def set_openblas_threads(n: int) -> int:
+    """Give every OpenBLAS loaded in this process (scipy's and numpy's LAPACK) ``n`` threads, as
+    ``torch.set_num_threads`` does for torch's BLAS, so that the scipy SVD routes are timed like the torch ones
+    (left alone, OpenBLAS spins one thread per core and slows ~100x on a busy machine). Returns the number of
+    libraries set; Linux only (0 elsewhere)."""
+    import scipy.linalg  # noqa: F401 - loads scipy's OpenBLAS
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return 0
+    paths = {line.split()[-1] for line in maps.splitlines()
+             if line.split()[-1].startswith("/") and "openblas" in Path(line.split()[-1]).name.lower()}
+    count = 0
+    for path in sorted(paths):
+        library = ctypes.CDLL(path)
+        for symbol in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                       "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            setter = getattr(library, symbol, None)
+            if setter is not None:
+                setter(ctypes.c_int(n))
+                count += 1
+                break
+    return count
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -323,6 +349,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     unknown = [o for o in optimizers if o not in registered]
     if unknown:
         raise PinnbenchError(f"unknown optimizer {unknown[0]!r}; accepted: {', '.join(registered)}")
+    set_openblas_threads(torch.get_num_threads())
     timer = Timer(device, time.process_time if args.clock == "cpu" else time.perf_counter)
     ceilings = Ceilings(matmul_peak(timer, 2000 if device.type == "cpu" else 8192), copy_bandwidth(timer))
     env = environment(device)
