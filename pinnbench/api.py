@@ -8,7 +8,7 @@ import pandas as pd
 
 from .protocol import Protocol, load_protocol, parse_duration
 from .registry import entries
-from .runner import grid, print_progress, run_suite
+from .runner import Progress, grid, run_suite
 from .store import load_results
 
 
@@ -17,7 +17,7 @@ def run(problems: str | Iterable[str] | None = None,
         seeds: Iterable[int] | None = None, protocol: str | Protocol = "quick",
         budget: str | float | None = None, steps: int | None = None, device: str | None = None,
         out: str | Path = "results", resume: bool = True, progress: bool = False) -> pd.DataFrame:
-    """Run every (problem, optimizer, seed) not yet in ``out`` and return all of ``out`` as a DataFrame.
+    """Run every (problem, optimizer, seed) not yet in ``out``; return the grid's runs as one tidy DataFrame.
 
     ``problems``/``optimizers`` default to the protocol's lists, else to everything registered; an optimizer
     is a name or ``(name, hyperparameters)``. ``budget``, ``steps``, ``device`` override the protocol's.
@@ -38,5 +38,6 @@ def run(problems: str | Iterable[str] | None = None,
                                                                    or entries("optimizer"))
     pairs = [(o, {}) if isinstance(o, str) else (o[0], dict(o[1])) for o in chosen]
     specs = grid(problem_names, pairs, seeds or proto.seeds)
-    run_suite(specs, proto, out, resume=resume, progress=print_progress if progress else None)
-    return load_results(out)
+    result = run_suite(specs, proto, out, resume=resume, progress=Progress() if progress else None)
+    frame = load_results(out)
+    return frame[frame.run_id.isin(result.run_ids)].reset_index(drop=True)

@@ -12,7 +12,7 @@ from tabulate import tabulate
 from .errors import PinnbenchError
 from .protocol import PRESETS, load_protocol, parse_duration
 from .registry import entries, load_plugin
-from .runner import grid, print_progress, run_suite
+from .runner import Progress, grid, run_suite
 from .store import load_runs
 
 
@@ -67,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", help="results folder (default: results/)")
     run.add_argument("--plugin", action="append", default=[], help=plugin_help)
     run.add_argument("--no-resume", action="store_true", help="re-run runs already in the results folder")
+    run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+
+    report = sub.add_parser("report", help="tables, figures, time-to-target and profiles of a results folder")
+    report.add_argument("results", nargs="?", default="results", help="results folder (default: results/)")
+    report.add_argument("--format", nargs="+", choices=("md", "latex", "html"), default=["md", "html"],
+                        help="table formats (default: md html)")
+    report.add_argument("--out", help="report folder (default: RESULTS/report)")
+    report.add_argument("--metric", choices=("l2_abs", "l2_rel"), default="l2_abs",
+                        help="error metric of tables and figures (default: l2_abs, the papers' absolute RMS)")
+    report.add_argument("--no-figures", action="store_true", help="tables only (faster)")
     return parser
 
 
@@ -106,20 +116,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"pinnbench: {len(specs)} runs ({len(problems)} problems x {len(optimizers)} optimizers x "
           f"{len(protocol.seeds)} seeds), protocol {protocol.name} [{protocol.protocol_id}], "
           f"results in {args.out}", file=sys.stderr)
-    result = run_suite(specs, protocol, args.out, resume=not args.no_resume, progress=print_progress)
-    _print_summary(args.out, {str(p) for p in result.written} | _skipped_files(args.out, result.skipped))
+    result = run_suite(specs, protocol, args.out, resume=not args.no_resume, progress=Progress())
+    _print_summary(args.out, result.run_ids)
+    if not args.no_report:
+        from .report import write_report  # matplotlib/seaborn load only when a report is written
+        path = write_report(args.out, formats=("md", "html"))
+        print(f"pinnbench: report written to {path / 'index.html'}", file=sys.stderr)
     return 0
 
 
-def _skipped_files(out: str, skipped: list) -> set[str]:
-    runs = load_runs(out)
-    keys = {(s.problem, s.label, s.seed) for s in skipped}
-    return {row.file for row in runs.itertuples() if (row.problem, row.optimizer, row.seed) in keys}
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+    if not Path(args.results).is_dir():
+        raise PinnbenchError(f"results folder {args.results!r} not found")
+    path = write_report(args.results, args.out, tuple(args.format), error=args.metric,
+                        figures=not args.no_figures)
+    print(f"pinnbench: report written to {path / 'index.html'}", file=sys.stderr)
+    return 0
 
 
-def _print_summary(out: str, files: set[str]) -> None:
+def _print_summary(out: str, run_ids: set[str]) -> None:
     runs = load_runs(out)
-    runs = runs[runs.file.isin(files)]
+    runs = runs[runs.run_id.isin(run_ids)]
     if runs.empty:
         return
     table = (runs.groupby(["problem", "optimizer"])
@@ -136,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         for plugin in getattr(args, "plugin", []):
             load_plugin(Path(plugin))
-        return {"list": _cmd_list, "run": _cmd_run}[args.command](args)
+        return {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report}[args.command](args)
     except PinnbenchError as exc:
         print(f"pinnbench: error: {exc}", file=sys.stderr)
         return 2

@@ -82,10 +82,12 @@ def _finite(*values: float) -> bool:
     return all(math.isfinite(v) for v in values)
 
 
-def execute(spec: RunSpec, protocol: Protocol, evaluate_every: float | None = None) -> RunRecord:
+def execute(spec: RunSpec, protocol: Protocol, evaluate_every: float | None = None,
+            on_evaluate: Callable[[dict[str, float]], None] | None = None) -> RunRecord:
     """Run one (problem, optimizer, seed) under ``protocol`` and return its record (never raises for run failures).
 
     evaluate_every: optimizer seconds between evaluations on top of the step schedule (default budget/100).
+    on_evaluate: called with each recorded point (for progress display; never charged to the clock).
     """
     device = resolve_device(protocol.device)
     if protocol.threads:
@@ -118,7 +120,10 @@ def execute(spec: RunSpec, protocol: Protocol, evaluate_every: float | None = No
         with objective.uncounted():
             loss = float(objective.loss(theta))
         errors = instance.evaluate(theta)
-        record.add_point(step=step, time=clock, loss=loss, **errors, **objective.counts.as_dict())
+        point = {"step": step, "time": clock, "loss": loss, **errors, **objective.counts.as_dict()}
+        record.add_point(**point)
+        if on_evaluate:
+            on_evaluate(point)
         return _finite(loss, errors["l2_abs"])
 
     try:
@@ -169,11 +174,12 @@ def execute(spec: RunSpec, protocol: Protocol, evaluate_every: float | None = No
 
 @dataclass
 class SuiteResult:
-    """Paths of the run files of a suite: those written now and those skipped because already present."""
+    """What a suite did: files written now, specs skipped as already present, and the run ids of the whole grid."""
 
     written: list[Path] = field(default_factory=list)
     skipped: list[RunSpec] = field(default_factory=list)
     records: list[RunRecord] = field(default_factory=list)
+    run_ids: set[str] = field(default_factory=set)
 
 
 def grid(problems: Iterable[str], optimizers: Iterable[tuple[str, dict[str, Any]]],
@@ -199,7 +205,7 @@ def effective_protocol(protocol: Protocol, n_runs: int) -> Protocol:
 
 
 def run_suite(specs: list[RunSpec], protocol: Protocol, out: str | Path, resume: bool = True,
-              progress: Callable[[int, int, RunSpec, RunRecord | None], None] | None = None) -> SuiteResult:
+              progress: "Progress | None" = None) -> SuiteResult:
     """Execute ``specs`` in order, writing each finished run atomically into ``out``; skip finished ones."""
     if not specs:
         raise PinnbenchError("nothing to run: no problem x optimizer x seed in the selection")
@@ -209,28 +215,48 @@ def run_suite(specs: list[RunSpec], protocol: Protocol, out: str | Path, resume:
     for index, spec in enumerate(specs):
         optimizer = get_optimizer(spec.optimizer, **resolve_hparams(spec))
         key = run_key(spec, optimizer.get_hyperparameters(), protocol)
+        result.run_ids.add(key[:12])
         if key in done:
             result.skipped.append(spec)
             if progress:
-                progress(index, len(specs), spec, None)
+                progress.finished(index, len(specs), spec, None)
             continue
-        record = execute(spec, protocol)
+        record = execute(spec, protocol, on_evaluate=progress.ticker(protocol.budget) if progress else None)
         result.written.append(write_run(record, out))
         result.records.append(record)
         done.add(key)
         if progress:
-            progress(index, len(specs), spec, record)
+            progress.finished(index, len(specs), spec, record)
     return result
 
 
-def print_progress(index: int, total: int, spec: RunSpec, record: RunRecord | None) -> None:
-    """A one-line progress report per run on stderr."""
-    head = f"[{index + 1}/{total}] {spec.problem} {spec.label} seed {spec.seed}"
-    if record is None:
-        line = f"{head}: already done, skipped"
-    else:
-        m = record.manifest
-        l2 = record.trajectory["l2_abs"][-1] if record.trajectory["l2_abs"] else float("nan")
-        line = (f"{head}: {m['status']} ({m['stop_reason'] or m.get('error') or ''}) after {m['steps']} steps, "
-                f"{m['time']:.1f} s, L2 abs {l2:.2e}")
-    print(line, file=sys.stderr, flush=True)
+class Progress:
+    """Progress on stderr: a line per finished run and, on a terminal, a live line while a run goes."""
+
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+
+    def ticker(self, budget: float) -> Callable[[dict[str, float]], None] | None:
+        if not self.live:
+            return None
+
+        def show(point: dict[str, float]) -> None:
+            filled = int(20 * min(point["time"] / budget, 1.0))
+            self.stream.write(f"\r  [{'#' * filled}{'.' * (20 - filled)}] step {point['step']}, "
+                              f"{point['time']:.1f}/{budget:g} s, loss {point['loss']:.2e}, "
+                              f"L2 abs {point['l2_abs']:.2e}   ")
+            self.stream.flush()
+        return show
+
+    def finished(self, index: int, total: int, spec: RunSpec, record: RunRecord | None) -> None:
+        head = f"[{index + 1}/{total}] {spec.problem} {spec.label} seed {spec.seed}"
+        if record is None:
+            line = f"{head}: already done, skipped"
+        else:
+            m = record.manifest
+            l2 = record.trajectory["l2_abs"][-1] if record.trajectory["l2_abs"] else float("nan")
+            line = (f"{head}: {m['status']} ({m['stop_reason'] or m.get('error') or ''}) after {m['steps']} "
+                    f"steps, {m['time']:.1f} s, L2 abs {l2:.2e}")
+        self.stream.write(("\r\033[K" if self.live else "") + line + "\n")
+        self.stream.flush()

@@ -16,7 +16,7 @@ load_plugin(REPO / "tests" / "plugins" / "faulty_optimizers.py")
 
 def test_clock_excludes_slow_evaluation(monkeypatch, tiny_protocol):
     original = ProblemInstance.evaluate
-    delay = 0.25
+    delay = 0.5
 
     def slow_evaluate(self, theta):
         time.sleep(delay)
@@ -27,8 +27,10 @@ def test_clock_excludes_slow_evaluation(monkeypatch, tiny_protocol):
     record = execute(RunSpec("laplace2d", "adam", 6865), tiny_protocol.replace(steps=6))
     wall = time.perf_counter() - start
     evaluations = len(record.trajectory["step"])
-    assert evaluations >= 7 and wall > delay * evaluations
-    assert record.manifest["time"] < delay  # six Adam steps take milliseconds; one evaluation alone is slower
+    slept = delay * evaluations
+    assert evaluations == 7 and wall > slept
+    # were evaluation charged, the recorded optimizer time would exceed the time slept
+    assert record.manifest["time"] <= wall - slept and record.manifest["time"] < slept / 2
     assert record.trajectory["time"] == sorted(record.trajectory["time"])
 
 
@@ -46,8 +48,8 @@ def test_budget_and_step_cap_stop_the_run(tiny_protocol):
     capped = execute(RunSpec("laplace2d", "adam", 1), tiny_protocol.replace(steps=7))
     assert capped.manifest["steps"] == 7 and capped.manifest["stop_reason"] == "steps"
     timed = execute(RunSpec("laplace2d", "adam", 1), tiny_protocol.replace(steps=None, budget=0.3))
-    assert timed.manifest["stop_reason"] == "budget" and 0.3 <= timed.manifest["time"] < 1.0
-    assert timed.trajectory["step"][-1] == timed.manifest["steps"] > 7
+    assert timed.manifest["stop_reason"] == "budget" and 0.3 <= timed.manifest["time"] < 3.0
+    assert timed.trajectory["step"][-1] == timed.manifest["steps"] > 0
 
 
 def test_failures_are_recorded_and_the_suite_goes_on(tmp_path, tiny_protocol):
@@ -91,3 +93,11 @@ def test_unreadable_file_is_skipped_with_a_warning(tmp_path, tiny_protocol):
     (tmp_path / "garbage.npz").write_bytes(b"not a zip file")
     with pytest.warns(UserWarning, match="unreadable"):
         assert len(load_runs(tmp_path)) == 1
+
+
+def test_python_api_run_returns_only_its_grid(tmp_path):
+    import pinnbench
+    pinnbench.run("laplace2d", "adam", seeds=[1], steps=3, out=tmp_path)
+    frame = pinnbench.run("laplace2d", ["adam", ("anagram", {"cutoff": 1e-7})], seeds=[2], steps=3, out=tmp_path)
+    assert set(frame.seed) == {2} and set(frame.optimizer) == {"adam", "anagram[cutoff=1e-07]"}
+    assert set(frame.status) == {"ok"} and frame.step.max() == 3
