@@ -76,6 +76,21 @@ class SVD(_Kernel):
         truncated_solve(svd, self.r, rank_above(svd, relative_cutoff(svd, self.n_params)))
 
 
+class ImplicitSVD(_Kernel):
+    """The thin SVD with Q kept implicit (pinnbench.linalg.implicit_svd) and the coefficients Uᵀr."""
+
+    def setup(self, problem):
+        import pinnbench.linalg
+        if not hasattr(pinnbench.linalg, "implicit_svd"):
+            raise NotImplementedError("pinnbench.linalg.implicit_svd does not exist at this commit")
+        inst = _instance(problem)
+        self.implicit_svd = pinnbench.linalg.implicit_svd
+        self.jac, self.r = inst.objective.jacobian(inst.theta0)
+
+    def time_implicit_svd_coefficients(self, problem):
+        self.implicit_svd(self.jac).coefficients(self.r)
+
+
 class LineSearch(_Kernel):
     """One residual evaluation and the 31-point 2^-k grid line search along the ANaGRAM direction at θ0."""
 

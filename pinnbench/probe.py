@@ -4,8 +4,9 @@
 
 - the float64 matmul peak (GFLOP/s) and the copy bandwidth (GB/s): the machine's ceilings;
 - at the ``paper`` size of every registered problem: the residual Jacobian by the fast (Taylor) path and by
-  the generic torch.func path, the thin SVD, one residual evaluation, the 31-point grid line search, and a
-  full step of each registered SVD-based optimizer (anagram, engd, amstramgram);
+  the generic torch.func path, the thin SVD (LAPACK gesdd through torch, and the QR route with Q kept implicit
+  plus the coefficients Uᵀr), one residual evaluation, the 31-point grid line search, and a full step of each
+  registered SVD-based optimizer (anagram, engd, amstramgram);
 - a scaling series of synthetic Laplace problems (N, P up to ~8000 with ``--large``): the Jacobian and every
   exact SVD route of :data:`pinnbench.linalg.SVD_ROUTES`.
 
@@ -35,7 +36,7 @@ from tabulate import tabulate
 from .environment import environment
 from .errors import PinnbenchError
 from .instance import build, resolve_device
-from .linalg import SVD_ROUTES, rank_above, relative_cutoff, thin_svd, truncated_solve
+from .linalg import SVD_ROUTES, implicit_svd, rank_above, relative_cutoff, thin_svd, truncated_solve
 from .linesearch import grid_line_search
 from .model import MLP
 from .objective import Objective
@@ -191,6 +192,7 @@ def probe_problem(name: str, device: torch.device, timer: Timer, ceilings: Ceili
     jac_fast, _ = timer(lambda: obj.jacobian(theta), repeat)
     jac_generic, _ = timer(lambda: generic.jacobian(theta), max(1, repeat // 2))
     svd, _ = timer(lambda: thin_svd(jac), repeat)
+    svd_implicit, _ = timer(lambda: implicit_svd(jac).coefficients(r), repeat)
     residual, _ = timer(lambda: obj.residuals(theta), repeat)
     line_search, _ = timer(lambda: grid_line_search(obj, theta, direction, LINE_SEARCH_POINTS), repeat)
     bound = svd + jac_fast + LINE_SEARCH_POINTS * residual
@@ -199,6 +201,7 @@ def probe_problem(name: str, device: torch.device, timer: Timer, ceilings: Ceili
         "jac_fast_ms": 1e3 * jac_fast, "jac_generic_ms": 1e3 * jac_generic, "jac_speedup": jac_generic / jac_fast,
         "jac_of_limit": ceilings.jacobian_fraction(obj, jac_fast),
         "svd_ms": 1e3 * svd, "svd_of_peak": ceilings.svd_fraction(n, p, svd),
+        "svd_implicit_ms": 1e3 * svd_implicit,
         "residual_ms": 1e3 * residual, "line_search_ms": 1e3 * line_search,
         "line_search_per_31_residuals": line_search / (LINE_SEARCH_POINTS * residual),
         "bound_ms": 1e3 * bound,
@@ -253,6 +256,8 @@ def probe_scaling(sizes: Sequence[tuple[int, tuple[int, ...]]], device: torch.de
             row[f"svd_{route}_ms"] = 1e3 * seconds
             if seconds < best_time:
                 best_route, best_time = route, seconds
+        seconds, _ = timer(lambda: implicit_svd(jac), reps)
+        row["svd_q-implicit_ms"] = 1e3 * seconds
         row["svd_best_route"] = best_route
         row["svd_best_of_peak"] = ceilings.svd_fraction(n, p, best_time)
         rows.append(row)
@@ -264,6 +269,7 @@ PROBLEM_COLUMNS = [
     ("problem", "problem"), ("N", "N"), ("P", "P"),
     ("jac_fast_ms", "J fast ms"), ("jac_generic_ms", "J generic ms"), ("jac_speedup", "J speedup"),
     ("jac_of_limit", "J of limit"), ("svd_ms", "SVD ms"), ("svd_of_peak", "SVD of peak"),
+    ("svd_implicit_ms", "SVD Q-implicit ms"),
     ("residual_ms", "r ms"), ("line_search_ms", "LS(31) ms"), ("line_search_per_31_residuals", "LS / 31 r"),
     ("bound_ms", "bound ms"),
 ]

@@ -12,7 +12,7 @@ import torch
 import pinnbench
 import pinnbench.objective
 from pinnbench.derivatives import generic_fields, generic_jacobian, residual_jacobian, taylor_forward
-from pinnbench.linalg import SVD_ROUTES, rank_above, relative_cutoff, thin_svd, truncated_solve
+from pinnbench.linalg import SVD_ROUTES, implicit_svd, rank_above, relative_cutoff, thin_svd, truncated_solve
 from pinnbench.linesearch import grid_line_search, step_grid
 from pinnbench.objective import Objective
 from pinnbench.probe import set_openblas_threads
@@ -137,6 +137,28 @@ def test_svd_of_a_wide_jacobian_is_the_transposed_one():
     assert wide.U.shape == (jac.shape[1], jac.shape[1]) and wide.V.shape == jac.shape
     assert torch.equal(wide.S, tall.S)
     assert float((wide.U * wide.S @ wide.V.mT - jac.mT).abs().max()) < 1e-13 * float(tall.S[0])
+
+
+@pytest.mark.parametrize("orientation", ["tall", "wide"])
+def test_implicit_svd_equals_the_explicit_one(benchmark, orientation):
+    """Q kept implicit: same S, same coefficients Uᵀr and truncated directions, and U, V on request."""
+    inst = paper("heat")
+    jac, r = inst.objective.jacobian(inst.theta0)
+    if orientation == "wide":
+        jac, r = jac.mT[:200], torch.randn(200, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    svd = benchmark(implicit_svd, jac)
+    ref = thin_svd(jac)
+    s_max = float(ref.S[0])
+    assert float((svd.S - ref.S).abs().max()) < 1e-14 * s_max
+    assert float((svd.U * svd.S @ svd.V.mT - jac).abs().max()) < 1e-13 * s_max
+    k = svd.S.numel()
+    for factor in (svd.U, svd.V):
+        assert float((factor.mT @ factor - torch.eye(k, dtype=jac.dtype)).abs().max()) < 1e-13
+    assert float((svd.coefficients(r) - svd.U.mT @ r).abs().max()) < 1e-13 * float(r.abs().max())
+    for cutoff in (1e-3 * s_max, 1e-6 * s_max, relative_cutoff(ref, jac.shape[1])):
+        rank = rank_above(ref, cutoff)
+        assert rank_above(svd, cutoff) == rank
+        assert rel(truncated_solve(svd, r, rank), truncated_solve(ref, r, rank)) < 1e-8
 
 
 def test_pseudo_inverse_direction_matches_pinv(benchmark):
