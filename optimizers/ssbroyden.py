@@ -97,6 +97,7 @@ class DenseQuasiNewton(Optimizer):
     """
 
     rule: ClassVar[str] = "ssbroyden2"
+    paper_steps = 20000  # the authors' quasi-Newton iteration count in most of their examples (warm-up included here)
 
     def __init__(self, warmup: int = 0, restart_every: int = 500, loss_transform: str = "none",
                  line_search: str = "more-thuente", c1: float = 1e-4, c2: float = 0.9, max_evals: int = 100
