@@ -117,7 +117,8 @@ class DenseQuasiNewton(Optimizer):
         self.steps = 0  # all steps, warm-up included
         self.iterations = 0  # quasi-Newton iterations
         self.H: torch.Tensor | None = None
-        self.value = self.grad = self.previous_value = None
+        self.loss = self.value = self.grad = None  # L, F (transformed loss) and ∇F at the current θ
+        self.previous_value: float | None = None  # F one iteration back, for the first trial step
         self.m = torch.zeros_like(theta)
         self.v = torch.zeros_like(theta)
 

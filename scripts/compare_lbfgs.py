@@ -15,10 +15,44 @@ import time
 
 import torch
 
-from pinnbench import MLP, Objective, Optimizer
+from pinnbench import MLP, Converged, Objective, Optimizer
 from pinnbench.registry import get_optimizer, get_problem
 
-THRESHOLDS = (1e-2, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12, 1e-14)
+THRESHOLDS = (1e-2, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12, 1e-14, 1e-17, 1e-20, 1e-25)
+
+
+class Counts:
+    def __init__(self) -> None:
+        self.gradient_evals = 0
+
+
+class SmoothProblem:
+    """A small smooth objective implementing loss_and_grad (gradient by autograd) and counts."""
+
+    def __init__(self, function, n_params: int) -> None:
+        self.function, self.n_params, self.counts = function, n_params, Counts()
+
+    def loss_and_grad(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.counts.gradient_evals += 1
+        x = theta.detach().requires_grad_(True)
+        value = self.function(x)
+        (grad,) = torch.autograd.grad(value, x)
+        return value.detach(), grad
+
+
+def quadratic(n: int = 50, cond: float = 1e4) -> tuple[SmoothProblem, torch.Tensor]:
+    """½ (x - x*)ᵀ A (x - x*), A with eigenvalues log-spaced in [1, cond] and random eigenvectors; x0 = 0."""
+    gen = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+    a = (q * torch.logspace(0, math.log10(cond), n, dtype=torch.float64)) @ q.T
+    x_star = torch.randn(n, generator=gen, dtype=torch.float64)
+    return SmoothProblem(lambda x: 0.5 * (x - x_star) @ a @ (x - x_star), n), torch.zeros(n, dtype=torch.float64)
+
+
+def rosenbrock(n: int = 10) -> tuple[SmoothProblem, torch.Tensor]:
+    """Σ 100 (x_{i+1} - x_i²)² + (1 - x_i)², from x0 = (-1, 1, -1, 1, ...)."""
+    x0 = torch.tensor([(-1.0) ** (i + 1) for i in range(n)], dtype=torch.float64)
+    return SmoothProblem(lambda x: (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum(), n), x0
 
 
 class TorchLBFGS(Optimizer):
@@ -54,15 +88,19 @@ class TorchLBFGS(Optimizer):
         return theta_next
 
 
-def setup(problem_name: str) -> tuple[Objective, torch.Tensor]:
-    """The objective on the paper point sets and θ0, both from seed 6865."""
+def setup(problem_name: str, seed: int = 6865) -> tuple[Objective | SmoothProblem, torch.Tensor]:
+    """The objective (paper point sets) and θ0 from ``seed``, or one of the small smooth problems."""
+    if problem_name == "quadratic":
+        return quadratic()
+    if problem_name == "rosenbrock":
+        return rosenbrock()
     problem = get_problem(problem_name)
-    point_sets = problem.point_sets("paper", torch.Generator().manual_seed(6865))
+    point_sets = problem.point_sets("paper", torch.Generator().manual_seed(seed))
     model = MLP(problem.layers)
-    return Objective(model, point_sets.groups), model.init(torch.Generator().manual_seed(6865))
+    return Objective(model, point_sets.groups), model.init(torch.Generator().manual_seed(seed))
 
 
-def run(objective: Objective, theta: torch.Tensor, optimizer: Optimizer, steps: int
+def run(objective: Objective | SmoothProblem, theta: torch.Tensor, optimizer: Optimizer, steps: int
         ) -> list[tuple[int, int, float, float]]:
     """(iteration, gradient evaluations, optimizer seconds, loss) after each step from θ."""
     objective.counts.gradient_evals = 0
@@ -70,7 +108,10 @@ def run(objective: Objective, theta: torch.Tensor, optimizer: Optimizer, steps: 
     history, elapsed = [], 0.0
     for k in range(1, steps + 1):
         start = time.perf_counter()
-        theta = optimizer.step(objective, theta)
+        try:
+            theta = optimizer.step(objective, theta)
+        except Converged:
+            break
         elapsed += time.perf_counter() - start
         loss = optimizer.info["loss"]
         history.append((k, objective.counts.gradient_evals, elapsed, loss))
@@ -85,10 +126,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warm-start", default=None, help="NAME:STEPS, e.g. ssbroyden:1500")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[6865])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    for problem_name in args.problems:
-        objective, theta = setup(problem_name)
+    for problem_name, seed in ((p, s) for p in args.problems for s in args.seeds):
+        objective, theta = setup(problem_name, seed)
         if args.warm_start:
             name, steps = args.warm_start.split(":")
             warm = get_optimizer(name)
@@ -103,7 +145,7 @@ def main() -> None:
                 hit = next((h for h in history if h[3] < threshold), None)
                 cells.append("-" if hit is None else f"{hit[0]} ({hit[1]} ev, {hit[2]:.0f}s)")
             last = history[-1]
-            print(f"| {problem_name} | {label} | " + " | ".join(cells)
+            print(f"| {problem_name} | {seed} | {label} | " + " | ".join(cells)
                   + f" | {last[3]:.2e} after {last[0]} it, {last[1]} ev, {last[2]:.0f}s |", flush=True)
 
 
