@@ -89,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--plugin", action="append", default=[], help=plugin_help)
     _add_execution_options(compare)
 
+    from . import probe
+    bench = sub.add_parser("bench", help="performance probe of the Jacobian/SVD core on this machine")
+    probe.add_arguments(bench)
+
     report = sub.add_parser("report", help="tables, figures, time-to-target and profiles of a results folder")
     report.add_argument("results", nargs="?", default="results", help="results folder (default: results/)")
     report.add_argument("--format", nargs="+", choices=("md", "latex", "html"), default=["md", "html"],
@@ -189,6 +193,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import probe
+    probe.run(args)
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
     if not Path(args.results).is_dir():
@@ -218,7 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         for plugin in getattr(args, "plugin", []):
             load_plugin(Path(plugin))
-        commands = {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report, "compare": _cmd_compare}
+        commands = {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report, "bench": _cmd_bench,
+                    "compare": _cmd_compare}
         return commands[args.command](args)
     except PinnbenchError as exc:
         print(f"pinnbench: error: {exc}", file=sys.stderr)
