@@ -35,7 +35,7 @@ def _instance(problem: str):
 class _Kernel:
     params = [PROBLEMS]
     param_names = ["problem"]
-    repeat = (3, 10, 20.0)
+    repeat = (3, 10, 10.0)
     timeout = 600
 
 
