@@ -23,7 +23,6 @@ import argparse
 import csv
 import ctypes
 import json
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -59,12 +58,13 @@ SCIPY_GESVD_MAX_ENTRIES = 2_000_000  # scipy's gesvd takes minutes above this
 # ---------------------------------------------------------------------------------------------- timing
 @dataclass
 class Timer:
-    """Runs a function ``repeat`` times after one warm-up and keeps the best and the median time (seconds)."""
+    """Runs a function ``repeat`` times after one warm-up and returns the best time (seconds): the least
+    disturbed by other load, and what asv and pytest-benchmark compare (as their minimum) too."""
 
     device: torch.device
     clock: Callable[[], float] = time.perf_counter
 
-    def __call__(self, fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    def __call__(self, fn: Callable[[], Any], repeat: int) -> float:
         self._sync()
         fn()
         times = []
@@ -74,7 +74,7 @@ class Timer:
             fn()
             self._sync()
             times.append(self.clock() - start)
-        return min(times), statistics.median(times)
+        return min(times)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -85,7 +85,7 @@ def matmul_peak(timer: Timer, n: int, repeat: int = 3) -> float:
     """Float64 GEMM rate in GFLOP/s on an n x n product (the best of ``repeat``)."""
     gen = torch.Generator().manual_seed(0)
     a, b = (torch.randn(n, n, generator=gen, dtype=torch.float64).to(timer.device) for _ in range(2))
-    best, _ = timer(lambda: a @ b, repeat)
+    best = timer(lambda: a @ b, repeat)
     return 2 * n ** 3 / best / 1e9
 
 
@@ -93,7 +93,7 @@ def copy_bandwidth(timer: Timer, n: int = 2 ** 24, repeat: int = 3) -> float:
     """Memory bandwidth in GB/s from copying n float64 values (bytes read + written)."""
     src = torch.ones(n, dtype=torch.float64, device=timer.device)
     dst = torch.empty_like(src)
-    best, _ = timer(lambda: dst.copy_(src), repeat)
+    best = timer(lambda: dst.copy_(src), repeat)
     return 2 * 8 * n / best / 1e9
 
 
@@ -163,8 +163,8 @@ def _anagram_direction(objective: Objective, theta: torch.Tensor) -> torch.Tenso
 
 
 def _step_times(name: str, problem: Any, objective: Objective, theta0: torch.Tensor, timer: Timer,
-                repeat: int) -> tuple[float, float] | str:
-    """Best and median time of consecutive steps from θ0 (after one warm-up step), or an error note."""
+                repeat: int) -> float | str:
+    """Best time of consecutive steps from θ0 (after one warm-up step), or a note on why there is none."""
     hparams = problem.optimizer_defaults.get(name, {})
     try:
         optimizer = get_optimizer(name, **hparams)
@@ -189,12 +189,12 @@ def probe_problem(name: str, device: torch.device, timer: Timer, ceilings: Ceili
     n, p = obj.n_residuals, obj.n_params
     jac, r = obj.jacobian(theta)
     direction = _anagram_direction(obj, theta)
-    jac_fast, _ = timer(lambda: obj.jacobian(theta), repeat)
-    jac_generic, _ = timer(lambda: generic.jacobian(theta), max(1, repeat // 2))
-    svd, _ = timer(lambda: thin_svd(jac), repeat)
-    svd_implicit, _ = timer(lambda: implicit_svd(jac).coefficients(r), repeat)
-    residual, _ = timer(lambda: obj.residuals(theta), repeat)
-    line_search, _ = timer(lambda: grid_line_search(obj, theta, direction, LINE_SEARCH_POINTS), repeat)
+    jac_fast = timer(lambda: obj.jacobian(theta), repeat)
+    jac_generic = timer(lambda: generic.jacobian(theta), max(1, repeat // 2))
+    svd = timer(lambda: thin_svd(jac), repeat)
+    svd_implicit = timer(lambda: implicit_svd(jac).coefficients(r), repeat)
+    residual = timer(lambda: obj.residuals(theta), repeat)
+    line_search = timer(lambda: grid_line_search(obj, theta, direction, LINE_SEARCH_POINTS), repeat)
     bound = svd + jac_fast + LINE_SEARCH_POINTS * residual
     row: dict[str, Any] = {
         "problem": name, "N": n, "P": p, "layers": "x".join(map(str, inst.model.layers)),
@@ -211,7 +211,7 @@ def probe_problem(name: str, device: torch.device, timer: Timer, ceilings: Ceili
         if isinstance(result, str):
             row[f"{opt}_step_ms"], row[f"{opt}_step_of_bound"] = result, None
         else:
-            row[f"{opt}_step_ms"], row[f"{opt}_step_of_bound"] = 1e3 * result[0], result[0] / bound
+            row[f"{opt}_step_ms"], row[f"{opt}_step_of_bound"] = 1e3 * result, result / bound
     return row
 
 
@@ -238,12 +238,12 @@ def probe_scaling(sizes: Sequence[tuple[int, tuple[int, ...]]], device: torch.de
         p = obj.n_params
         big = svd_flops(n, p) > 2e11  # minutes per SVD: time it once
         reps = 1 if big else repeat
-        jac_fast, _ = timer(lambda: obj.jacobian(theta), reps)
+        jac_fast = timer(lambda: obj.jacobian(theta), reps)
         row: dict[str, Any] = {"N": n, "P": p, "layers": "x".join(map(str, layers)),
                                "jac_fast_ms": 1e3 * jac_fast, "jac_of_limit": ceilings.jacobian_fraction(obj, jac_fast)}
         if n * p <= GENERIC_MAX_ENTRIES:
             generic = Objective(obj.model, obj.groups, device=device, derivatives="generic")
-            jac_generic, _ = timer(lambda: generic.jacobian(theta), 1)
+            jac_generic = timer(lambda: generic.jacobian(theta), 1)
             row["jac_generic_ms"], row["jac_speedup"] = 1e3 * jac_generic, jac_generic / jac_fast
         jac, _ = obj.jacobian(theta)
         best_route, best_time = None, float("inf")
@@ -252,11 +252,11 @@ def probe_scaling(sizes: Sequence[tuple[int, tuple[int, ...]]], device: torch.de
                 continue
             if route == "scipy-gesvd" and n * p > SCIPY_GESVD_MAX_ENTRIES:
                 continue
-            seconds, _ = timer(lambda: thin_svd(jac, route), 1 if big or route.startswith("scipy") else reps)
+            seconds = timer(lambda: thin_svd(jac, route), 1 if big or route.startswith("scipy") else reps)
             row[f"svd_{route}_ms"] = 1e3 * seconds
             if seconds < best_time:
                 best_route, best_time = route, seconds
-        seconds, _ = timer(lambda: implicit_svd(jac), reps)
+        seconds = timer(lambda: implicit_svd(jac), reps)
         row["svd_q-implicit_ms"] = 1e3 * seconds
         row["svd_best_route"] = best_route
         row["svd_best_of_peak"] = ceilings.svd_fraction(n, p, best_time)

@@ -28,11 +28,13 @@ def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def _asv(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m asv ARGS`` in the repository (where asv.conf.json is), output passed through."""
+def _asv(repo: Path, *args: str, env: dict[str, str] | None = None, capture: bool = False
+         ) -> subprocess.CompletedProcess:
+    """Run ``python -m asv ARGS`` in the repository (where asv.conf.json is); its output goes to stderr as it
+    comes, or is returned when ``capture`` is set."""
     print(f"+ asv {' '.join(args)}", file=sys.stderr, flush=True)
     return subprocess.run([sys.executable, "-m", "asv", *args], cwd=repo, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=None)
+                          stdout=subprocess.PIPE if capture else sys.stderr)
 
 
 def benchmark_commit(repo: Path, sha: str, machine: str, bench: str | None, workdir: Path,
@@ -46,9 +48,7 @@ def benchmark_commit(repo: Path, sha: str, machine: str, bench: str | None, work
             args += ["--bench", bench]
         if skip_existing:
             args.append("--skip-existing")
-        result = _asv(repo, *args, env={**os.environ, "ASV_PYTHONPATH": str(tree)})
-        sys.stderr.write(result.stdout)
-        return result.returncode
+        return _asv(repo, *args, env={**os.environ, "ASV_PYTHONPATH": str(tree)}).returncode
     finally:
         _git(repo, "worktree", "remove", "--force", str(tree))
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             if code not in (0, 2):  # 2: some benchmark raised; compare reports it ('!' if newly failing)
                 print(f"asv_regression_check: error: asv run failed for {sha[:12]} (exit {code})", file=sys.stderr)
                 return 2
-    compare = _asv(repo, "compare", "--machine", args.machine, "--factor", str(args.factor), *shas)
+    compare = _asv(repo, "compare", "--machine", args.machine, "--factor", str(args.factor), *shas, capture=True)
     print(compare.stdout)
     if compare.returncode != 0:
         return 2
