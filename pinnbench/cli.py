@@ -1,4 +1,4 @@
-"""The ``pinnbench`` command line: list, run (and the report/plot/bench commands that build on runs)."""
+"""The ``pinnbench`` command line: list, run, compare (and the report/plot/bench commands that build on runs)."""
 from __future__ import annotations
 
 import argparse
@@ -9,10 +9,12 @@ from typing import Any, Sequence
 
 from tabulate import tabulate
 
+from .backends import Backend, make_backend
+from .compare import compare_plugin
 from .errors import PinnbenchError
-from .protocol import PRESETS, load_protocol, parse_duration
+from .protocol import PRESETS, Protocol, load_protocol, parse_duration
 from .registry import entries, load_plugin
-from .runner import Progress, grid, run_suite
+from .runner import Progress, SuiteResult, grid, run_suite
 from .store import load_runs
 
 
@@ -67,7 +69,60 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", help="results folder (default: results/)")
     run.add_argument("--plugin", action="append", default=[], help=plugin_help)
     run.add_argument("--no-resume", action="store_true", help="re-run runs already in the results folder")
+    run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    _add_execution_options(run)
+
+    compare = sub.add_parser("compare", help="where a new optimizer stands: run a plugin's optimizers and the "
+                                             "baselines on the suite, reusing stored baseline runs")
+    compare.add_argument("plugin_file", metavar="PLUGIN.py", help="a .py file registering the new optimizer(s)")
+    compare.add_argument("--against", nargs="+", metavar="NAME[:k=v,...]",
+                         help="baseline optimizers (default: every registered optimizer not in PLUGIN.py)")
+    compare.add_argument("-p", "--problems", nargs="+", metavar="NAME", help="problems (default: the protocol's)")
+    compare.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="seeds (default: the protocol's)")
+    compare.add_argument("--budget", help="optimizer time per run, e.g. 30s (overrides the protocol)")
+    compare.add_argument("--steps", type=int, help="step cap per run (overrides the protocol)")
+    compare.add_argument("--protocol", default="quick", help="quick (default), paper, or a protocol file")
+    compare.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides the protocol)")
+    compare.add_argument("--out", default="results", help="results folder holding the baselines (default: results/)")
+    compare.add_argument("--report", help="report folder (default: <out>/compare-<optimizer>/)")
+    compare.add_argument("--no-report", action="store_true", help="print the summary table only")
+    compare.add_argument("--plugin", action="append", default=[], help=plugin_help)
+    _add_execution_options(compare)
+
+    from . import probe
+    bench = sub.add_parser("bench", help="performance probe of the Jacobian/SVD core on this machine")
+    probe.add_arguments(bench)
+
+    report = sub.add_parser("report", help="tables, figures, time-to-target and profiles of a results folder")
+    report.add_argument("results", nargs="?", default="results", help="results folder (default: results/)")
+    report.add_argument("--format", nargs="+", choices=("md", "latex", "html"), default=["md", "html"],
+                        help="table formats (default: md html)")
+    report.add_argument("--out", help="report folder (default: RESULTS/report)")
+    report.add_argument("--metric", choices=("l2_abs", "l2_rel"), default="l2_abs",
+                        help="error metric of tables and figures (default: l2_abs, the papers' absolute RMS)")
+    report.add_argument("--no-figures", action="store_true", help="tables only (faster)")
     return parser
+
+
+def _add_execution_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("execution (default: one run after another in this process)")
+    group.add_argument("--jobs", type=int, metavar="N",
+                       help="N isolated worker processes, each with cores/N threads (hangs and crashes cost one run)")
+    group.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a Dask cluster (pinnbench[dask])")
+    group.add_argument("--scheduler-file", metavar="FILE", help="run on the Dask cluster this scheduler file names")
+    group.add_argument("--grace", help="isolated runs are stopped at budget + grace (default max(10 s, 10%% of it))")
+    group.add_argument("--retries", type=int, metavar="N",
+                       help="isolated runs whose process died are tried again N times (default 1)")
+
+
+def _backend(args: argparse.Namespace, protocol: Protocol) -> Backend:
+    """The backend the execution options name; warns on stderr when its runs would share cores."""
+    grace = parse_duration(args.grace) if args.grace is not None else None
+    backend = make_backend(args.jobs, args.scheduler, args.scheduler_file, grace, args.retries)
+    warning = backend.warning(protocol)
+    if warning:
+        print(f"pinnbench: warning: {warning}", file=sys.stderr)
+    return backend
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -84,10 +139,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _protocol(args: argparse.Namespace) -> Protocol:
+    """The protocol named by --protocol, with --budget, --steps, --device and --seeds applied."""
     protocol = load_protocol(args.protocol)
-    if not (args.all or args.problems or args.optimizers):
-        raise PinnbenchError("choose what to run: --all, or -p PROBLEM... and/or -o OPTIMIZER...")
     changes: dict[str, Any] = {}
     if args.budget is not None:
         changes.update(budget=parse_duration(args.budget), suite_budget=None)
@@ -99,15 +153,59 @@ def _cmd_run(args: argparse.Namespace) -> int:
         changes["device"] = args.device
     if args.seeds:
         changes["seeds"] = tuple(args.seeds)
-    protocol = protocol.replace(**changes) if changes else protocol
+    return protocol.replace(**changes) if changes else protocol
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    protocol = _protocol(args)
+    if not (args.all or args.problems or args.optimizers):
+        raise PinnbenchError("choose what to run: --all, or -p PROBLEM... and/or -o OPTIMIZER...")
     problems = args.problems or list(protocol.problems or entries("problem"))
     optimizers = [parse_optimizer(o) for o in (args.optimizers or protocol.optimizers or entries("optimizer"))]
     specs = grid(problems, optimizers, protocol.seeds)
-    print(f"pinnbench: {len(specs)} runs ({len(problems)} problems x {len(optimizers)} optimizers x "
-          f"{len(protocol.seeds)} seeds), protocol {protocol.name} [{protocol.protocol_id}], "
-          f"results in {args.out}", file=sys.stderr)
-    result = run_suite(specs, protocol, args.out, resume=not args.no_resume, progress=Progress())
+    with _backend(args, protocol) as backend:
+        print(f"pinnbench: {len(specs)} runs ({len(problems)} problems x {len(optimizers)} optimizers x "
+              f"{len(protocol.seeds)} seeds), protocol {protocol.name} [{protocol.protocol_id}], "
+              f"{backend.describe()}, results in {args.out}", file=sys.stderr)
+        result = run_suite(specs, protocol, args.out, resume=not args.no_resume, progress=Progress(),
+                           backend=backend)
     _print_summary(args.out, result.run_ids)
+    _print_counts(result)
+    if not args.no_report:
+        from .report import write_report  # matplotlib/seaborn load only when a report is written
+        path = write_report(args.out, formats=("md", "html"))
+        print(f"pinnbench: report written to {path / 'index.html'}", file=sys.stderr)
+    return 0
+
+
+def _print_counts(result: SuiteResult) -> None:
+    counts = ", ".join(f"{n} {status}" for status, n in result.status_counts().items() if n)
+    print(f"pinnbench: ran {len(result.written)} runs ({counts or 'none'}), {len(result.skipped)} already done",
+          file=sys.stderr)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    protocol = _protocol(args)
+    against = [parse_optimizer(o) for o in args.against] if args.against else None
+    with _backend(args, protocol) as backend:
+        compare_plugin(args.plugin_file, protocol, out=args.out, against=against, problems=args.problems,
+                       backend=backend, report=not args.no_report, report_dir=args.report)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import probe
+    probe.run(args)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+    if not Path(args.results).is_dir():
+        raise PinnbenchError(f"results folder {args.results!r} not found")
+    path = write_report(args.results, args.out, tuple(args.format), error=args.metric,
+                        figures=not args.no_figures)
+    print(f"pinnbench: report written to {path / 'index.html'}", file=sys.stderr)
     return 0
 
 
@@ -130,7 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         for plugin in getattr(args, "plugin", []):
             load_plugin(Path(plugin))
-        return {"list": _cmd_list, "run": _cmd_run}[args.command](args)
+        commands = {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report, "bench": _cmd_bench,
+                    "compare": _cmd_compare}
+        return commands[args.command](args)
     except PinnbenchError as exc:
         print(f"pinnbench: error: {exc}", file=sys.stderr)
         return 2

@@ -2,15 +2,27 @@
 
 The fast path propagates, through every layer at once, the value, the d first derivatives and a partial
 Laplacian ``sum_{k in lap_dims} d²u/dx_k²`` (forward Taylor mode), with one matmul per layer for all points.
-The residual Jacobian is the hand-derived reverse of that pass: per layer, one batched matmul writes the
-per-point parameter gradients straight into J. Cost O(N·P·(d+2)), never O(N²·P).
+The residual Jacobian is the hand-derived reverse of that pass, written per layer straight into J.
+Cost O(N·P·(d+2)), never O(N²·P).
+
+What keeps the fast path close to the memory and BLAS limits:
+- the first layer's input components are known in closed form (x, unit vectors, zero Laplacian), so after it
+  the gradient components are ``s1 ⊙ W0[:, j]`` and the Laplacian ``s2 ⊙ Σ_j W0[:, j]²``: only x goes
+  through the first matmul;
+- with one hidden layer (the usual PINN net) those components are never materialised per point: the linear
+  output layer folds them into three small matmuls of tanh, tanh', tanh'' (forward and reverse);
+- components are laid out feature-major with the points last, (..., n, K, M) with K = 1 + d + 1 (value,
+  gradient, Laplacian): a layer is one matmul ``W @ h`` over all components and points, every elementwise
+  pass runs along the M points, and the per-point parameter gradients of a layer are K rank-1 passes written
+  straight into Jᵀ. J is therefore produced column-major (the transpose of a contiguous (P, M) tensor),
+  which is also the layout LAPACK wants for the SVD that follows.
 
 The generic path computes the same quantities with nested ``torch.func`` autodiff, point by point under
 ``vmap``. It is slower and exists to check the fast path and to serve operators the fast path cannot express.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 import torch
@@ -29,65 +41,129 @@ class Fields(NamedTuple):
 ResidualFn = Callable[[torch.Tensor, Fields], torch.Tensor]
 """``residual(x, fields) -> r``: a pointwise operator, r[i] depends only on x[i] and fields at point i."""
 
+Index = slice | list[int]
+
+
+def _lap_index(lap_dims: tuple[int, ...]) -> Index:
+    """The gradient components summed in the Laplacian: a slice when they are consecutive (a view, no copy)."""
+    dims = list(lap_dims)
+    if dims and dims == list(range(dims[0], dims[0] + len(dims))):
+        return slice(dims[0], dims[0] + len(dims))
+    return dims
+
 
 @dataclass
-class _Layer:
-    h_in: torch.Tensor  # (K, M, n_in): value/derivative components entering the layer
-    z: torch.Tensor | None = None  # (K, M, n_out) pre-activation components (hidden layers only)
-    a: torch.Tensor | None = None
-    s1: torch.Tensor | None = None
-    s2: torch.Tensor | None = None
+class _Tanh:
+    """tanh and its derivatives at the pre-activation values (s2 only when second derivatives are needed)."""
+
+    a: torch.Tensor
+    s1: torch.Tensor
+    s2: torch.Tensor | None
+
+    @classmethod
+    def at(cls, z0: torch.Tensor, second: bool) -> "_Tanh":
+        a = torch.tanh(z0)
+        s1 = 1.0 - a * a
+        return cls(a, s1, -2.0 * a * s1 if second else None)
+
+    def third(self) -> torch.Tensor:
+        """The third derivative of tanh, s1 (6 a² - 2)."""
+        return self.s1 * (6.0 * self.a * self.a - 2.0)
 
 
-def _input_components(x: torch.Tensor, lap_dims: tuple[int, ...] | None) -> torch.Tensor:
-    """(K, M, d): the coordinates, their unit first derivatives and a zero Laplacian."""
-    m, d = x.shape
-    if lap_dims is None:
-        return x.unsqueeze(0)
-    h = torch.zeros(d + 2, m, d, dtype=x.dtype, device=x.device)
-    h[0] = x
-    h[1 : d + 1] = torch.eye(d, dtype=x.dtype, device=x.device).unsqueeze(1)
-    return h
+@dataclass
+class _Trace:
+    """What the reverse pass needs from the forward pass of one θ."""
+
+    acts: list[_Tanh] = field(default_factory=list)  # per hidden layer
+    z: list[torch.Tensor | None] = field(default_factory=list)  # per hidden layer (n, K, M); None: first
+    h: list[torch.Tensor] = field(default_factory=list)  # components entering layers 1.. (n, K, M)
 
 
-def taylor_forward(model: MLP, theta: torch.Tensor, x: torch.Tensor, lap_dims: tuple[int, ...] | None,
-                   _save: list[_Layer] | None = None) -> Fields:
+def _first_layer_sums(w0: torch.Tensor, lap: Index) -> torch.Tensor:
+    """c = Σ_{j in lap} W0[:, j]², the first layer's contribution to the Laplacian component (..., n)."""
+    w_lap = w0[..., lap]
+    return (w_lap * w_lap).sum(-1)
+
+
+def _components_after_first(act: _Tanh, w0: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """(..., n, K, M): value a, gradient s1 ⊙ W0[:, j], Laplacian s2 ⊙ c after the first hidden layer."""
+    grad = act.s1.unsqueeze(-2) * w0.unsqueeze(-1)
+    lap = act.s2 * c.unsqueeze(-1)
+    return torch.cat([act.a.unsqueeze(-2), grad, lap.unsqueeze(-2)], dim=-2)
+
+
+def _components_after_hidden(act: _Tanh, z: torch.Tensor, d: int, lap: Index) -> torch.Tensor:
+    """(..., n, K, M) after a hidden layer whose pre-activation components are z (..., n, K, M)."""
+    z_grad, z_lap = z[..., 1:d + 1, :], z[..., d + 1, :]
+    z_sq = z_grad[..., lap, :]
+    h_lap = act.s1 * z_lap + act.s2 * (z_sq * z_sq).sum(-2)
+    return torch.cat([act.a.unsqueeze(-2), act.s1.unsqueeze(-2) * z_grad, h_lap.unsqueeze(-2)], dim=-2)
+
+
+def _linear(w: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """W @ h for h (..., n_in, K, M), one matmul over all components and points -> (..., n_out, K, M)."""
+    lead, (n_in, k, m) = h.shape[:-3], h.shape[-3:]
+    return (w @ h.reshape(*lead, n_in, k * m)).reshape(*lead, w.shape[-2], k, m)
+
+
+def _forward(model: MLP, theta: torch.Tensor, x: torch.Tensor, lap_dims: tuple[int, ...] | None,
+             trace: _Trace | None) -> Fields:
+    layers = model.unflatten(theta)
+    d = x.shape[1]
+    lap = None if lap_dims is None else _lap_index(lap_dims)
+    w0, b0 = layers[0]
+    if len(layers) == 1:  # no hidden layer: u = W x + b is affine
+        u = (w0 @ x.mT).squeeze(-2) + b0
+        if lap is None:
+            return Fields(u, None, None)
+        return Fields(u, w0.expand(*u.shape, d), torch.zeros_like(u))
+    act = _Tanh.at(w0 @ x.mT + b0.unsqueeze(-1), second=lap is not None)  # (..., n, M)
+    if trace is not None:
+        trace.acts.append(act)
+        trace.z.append(None)
+    w, b = layers[-1]
+    if lap is None:
+        h = act.a
+        for w_k, b_k in layers[1:-1]:
+            if trace is not None:
+                trace.h.append(h.unsqueeze(-2))
+            act = _Tanh.at(w_k @ h + b_k.unsqueeze(-1), second=False)
+            if trace is not None:
+                trace.acts.append(act)
+                trace.z.append(None)
+            h = act.a
+        if trace is not None:
+            trace.h.append(h.unsqueeze(-2))
+        return Fields((w @ h).squeeze(-2) + b, None, None)
+    c = _first_layer_sums(w0, lap)
+    if len(layers) == 2:  # one hidden layer: fold the output layer into the first layer's components
+        u = (w @ act.a).squeeze(-2) + b
+        grad = (w0 * w.mT).mT @ act.s1  # (..., d, M)
+        lap_u = ((c.unsqueeze(-2) * w) @ act.s2).squeeze(-2)
+        return Fields(u, grad.mT, lap_u)
+    h = _components_after_first(act, w0, c)
+    for w_k, b_k in layers[1:-1]:
+        z = _linear(w_k, h)
+        act = _Tanh.at(z[..., 0, :] + b_k.unsqueeze(-1), second=True)
+        if trace is not None:
+            trace.h.append(h)
+            trace.acts.append(act)
+            trace.z.append(z)
+        h = _components_after_hidden(act, z, d, lap)
+    if trace is not None:
+        trace.h.append(h)
+    out = _linear(w, h).squeeze(-3)  # (..., K, M)
+    return Fields(out[..., 0, :] + b, out[..., 1:d + 1, :].mT, out[..., d + 1, :])
+
+
+def taylor_forward(model: MLP, theta: torch.Tensor, x: torch.Tensor, lap_dims: tuple[int, ...] | None
+                   ) -> Fields:
     """Value (and, if ``lap_dims`` is not None, gradient and partial Laplacian) of u_θ at x (M, d).
 
     θ may be a batch (B, P); the fields then carry a leading B dimension. Differentiable by autograd.
     """
-    m, d = x.shape
-    h = _input_components(x, lap_dims)
-    k_comp = h.shape[0]
-    layers = model.unflatten(theta)
-    lead = theta.shape[:-1]
-    z = h
-    for index, (w, b) in enumerate(layers):
-        n_out = w.shape[-2]
-        z = (h.reshape(*h.shape[:-3], k_comp * m, h.shape[-1]) @ w.mT).reshape(*lead, k_comp, m, n_out)
-        z[..., 0, :, :] += b.unsqueeze(-2)
-        if index == len(layers) - 1:
-            if _save is not None:
-                _save.append(_Layer(h_in=h))
-            break
-        a = torch.tanh(z[..., 0, :, :])
-        s1 = 1.0 - a * a
-        if lap_dims is None:
-            s2 = None
-            h_next = a.unsqueeze(-3)
-        else:
-            s2 = -2.0 * a * s1
-            z_grad = z[..., 1 : d + 1, :, :]
-            square = (z[..., [1 + j for j in lap_dims], :, :] ** 2).sum(-3)
-            h_lap = s1 * z[..., d + 1, :, :] + s2 * square
-            h_next = torch.cat([a.unsqueeze(-3), s1.unsqueeze(-3) * z_grad, h_lap.unsqueeze(-3)], dim=-3)
-        if _save is not None:
-            _save.append(_Layer(h_in=h, z=z, a=a, s1=s1, s2=s2))
-        h = h_next
-    out = z[..., 0]  # (..., K, M)
-    if lap_dims is None:
-        return Fields(out[..., 0, :], None, None)
-    return Fields(out[..., 0, :], out[..., 1 : d + 1, :].transpose(-1, -2), out[..., d + 1, :])
+    return _forward(model, theta, x, lap_dims, None)
 
 
 def _output_cotangents(x: torch.Tensor, fields: Fields, residual: ResidualFn
@@ -102,51 +178,137 @@ def _output_cotangents(x: torch.Tensor, fields: Fields, residual: ResidualFn
     if fields.grad is None:
         return r.detach(), partials[0].unsqueeze(0)
     du, dgrad, dlap = partials
-    return r.detach(), torch.cat([du.unsqueeze(0), dgrad.T, dlap.unsqueeze(0)], dim=0)
+    return r.detach(), torch.cat([du.unsqueeze(0), dgrad.mT, dlap.unsqueeze(0)], dim=0)
 
 
-def _tanh_backward(hbar: torch.Tensor, layer: _Layer, lap_dims: tuple[int, ...] | None) -> torch.Tensor:
-    """Cotangents of the pre-activation components given those of the activation components."""
-    a, s1, s2, z = layer.a, layer.s1, layer.s2, layer.z
-    if lap_dims is None:
-        return (hbar[0] * s1).unsqueeze(0)
-    d = hbar.shape[0] - 2
-    lap_idx = [1 + j for j in lap_dims]
-    z_grad, z_lap = z[1 : d + 1], z[d + 1]
-    bar_grad, bar_lap = hbar[1 : d + 1], hbar[d + 1]
-    s3 = -2.0 * s1 * s1 - 2.0 * a * s2
-    square = (z[lap_idx] ** 2).sum(0)
+def _tanh_backward(hbar: torch.Tensor, act: _Tanh, z: torch.Tensor, d: int, lap: Index) -> torch.Tensor:
+    """Cotangents (n, K, M) of a hidden layer's pre-activation components from those of its outputs."""
+    z_grad, z_lap = z[:, 1:d + 1], z[:, d + 1]
+    bar_grad, bar_lap = hbar[:, 1:d + 1], hbar[:, d + 1]
+    z_sq = z_grad[:, lap]
     zbar = torch.empty_like(hbar)
-    zbar[0] = hbar[0] * s1 + s2 * (bar_grad * z_grad).sum(0) + bar_lap * (s2 * z_lap + s3 * square)
-    zbar[1 : d + 1] = bar_grad * s1
-    zbar[lap_idx] += (2.0 * bar_lap * s2) * z[lap_idx]
-    zbar[d + 1] = bar_lap * s1
+    zbar[:, 0] = (hbar[:, 0] * act.s1 + act.s2 * (bar_grad * z_grad).sum(1)
+                  + bar_lap * (act.s2 * z_lap + act.third() * (z_sq * z_sq).sum(1)))
+    torch.mul(bar_grad, act.s1.unsqueeze(1), out=zbar[:, 1:d + 1])
+    zbar[:, 1:d + 1][:, lap] += (2.0 * bar_lap * act.s2).unsqueeze(1) * z_sq
+    torch.mul(bar_lap, act.s1, out=zbar[:, d + 1])
     return zbar
+
+
+def _lap_columns(w0: torch.Tensor, lap: Index) -> torch.Tensor:
+    """W0 with the columns outside ``lap`` set to zero (n, d)."""
+    out = torch.zeros_like(w0)
+    out[:, lap] = w0[:, lap]
+    return out
+
+
+def _write_first_layer(jt: torch.Tensor, model: MLP, xt: torch.Tensor, zbar0: torch.Tensor) -> torch.Tensor:
+    """Jᵀ[W0] = zbar0 ⊗ x and Jᵀ[b0] = zbar0 (zbar0: (n, M), xt = xᵀ (d, M) contiguous); returns the W0
+    block (n, d, M) for the remaining terms."""
+    w_slice, b_slice, n_out, n_in = model.slices[0]
+    block = jt[w_slice].view(n_out, n_in, -1)
+    torch.mul(zbar0.unsqueeze(1), xt.unsqueeze(0), out=block)
+    jt[b_slice] = zbar0
+    return block
+
+
+def _first_layer_backward(jt: torch.Tensor, model: MLP, xt: torch.Tensor, hbar: torch.Tensor, act: _Tanh,
+                          w0: torch.Tensor, lap: Index | None) -> None:
+    """Jᵀ[W0], Jᵀ[b0] from the cotangents hbar (n, K, M) of the first hidden layer's output components.
+
+    The layer's pre-activation components are W0 x + b0, W0[:, j] (gradient) and 0 (Laplacian), so
+    Jᵀ[W0[o, j], m] = zbar0[o, m] x[m, j] + zbar_grad_j[o, m].
+    """
+    if lap is None:
+        _write_first_layer(jt, model, xt, hbar[:, 0] * act.s1)
+        return
+    d = w0.shape[1]
+    bar_grad, bar_lap = hbar[:, 1:d + 1], hbar[:, d + 1]
+    zbar0 = (hbar[:, 0] * act.s1 + act.s2 * (bar_grad * w0.unsqueeze(-1)).sum(1)
+             + bar_lap * act.third() * _first_layer_sums(w0, lap).unsqueeze(-1))
+    block = _write_first_layer(jt, model, xt, zbar0)
+    block.addcmul_(bar_grad, act.s1.unsqueeze(1))
+    block.addcmul_((2.0 * bar_lap * act.s2).unsqueeze(1), _lap_columns(w0, lap).unsqueeze(-1))
+
+
+def _reverse_one_hidden(jt: torch.Tensor, model: MLP, theta: torch.Tensor, xt: torch.Tensor,
+                        act: _Tanh, ubar: torch.Tensor, lap: Index | None) -> None:
+    """Jᵀ of a one-hidden-layer net from the output cotangents ubar (K, M), without per-point components.
+
+    The output layer sees the components a, s1 ⊙ W0[:, j], s2 ⊙ c with c = Σ_{j in lap} W0[:, j]²; with
+    t = Σ_j W0[:, j] dr/dgrad_j and e = c ⊗ dr/dlap every cotangent is a handful of (n, M) products.
+    """
+    (w0, _), (w, _) = model.unflatten(theta)
+    w = w[0].unsqueeze(-1)  # (n, 1)
+    w_slice, b_slice, *_ = model.slices[1]
+    bar_u = ubar[:1]
+    jt[b_slice] = bar_u
+    grad_w = torch.mul(act.a, bar_u, out=jt[w_slice])
+    if lap is None:
+        _write_first_layer(jt, model, xt, act.s1 * bar_u * w)
+        return
+    d = xt.shape[0]
+    bar_grad, bar_lap = ubar[1:d + 1], ubar[d + 1:]
+    t = w0 @ bar_grad
+    e = _first_layer_sums(w0, lap).unsqueeze(-1) * bar_lap
+    grad_w.addcmul_(act.s1, t).addcmul_(act.s2, e)
+    zbar0 = (act.s1 * bar_u).addcmul_(act.s2, t).addcmul_(act.third(), e).mul_(w)
+    block = _write_first_layer(jt, model, xt, zbar0)
+    block.addcmul_((w * act.s1).unsqueeze(1), bar_grad.unsqueeze(0))
+    block.addcmul_((2.0 * w * bar_lap * act.s2).unsqueeze(1), _lap_columns(w0, lap).unsqueeze(-1))
+
+
+def _reverse_deep(jt: torch.Tensor, model: MLP, theta: torch.Tensor, xt: torch.Tensor, trace: _Trace,
+                  ubar: torch.Tensor, lap: Index | None) -> None:
+    """Jᵀ of a net with two or more hidden layers: per layer K rank-1 passes into Jᵀ, then the tanh reverse."""
+    params = model.unflatten(theta)
+    slices = model.slices
+    d, m = xt.shape
+    zbar = ubar.unsqueeze(0)  # (1, K, M): cotangents of the output layer's components
+    for index in range(len(params) - 1, 0, -1):
+        w_slice, b_slice, n_out, n_in = slices[index]
+        h_in = trace.h[index - 1]
+        block = jt[w_slice].view(n_out, n_in, m)
+        torch.mul(zbar[:, 0].unsqueeze(1), h_in[:, 0].unsqueeze(0), out=block)
+        for k in range(1, zbar.shape[1]):
+            block.addcmul_(zbar[:, k].unsqueeze(1), h_in[:, k].unsqueeze(0))
+        jt[b_slice] = zbar[:, 0]
+        hbar = _linear(params[index][0].mT, zbar)
+        if index > 1:
+            act = trace.acts[index - 1]
+            if lap is None:
+                zbar = hbar * act.s1.unsqueeze(1)
+            else:
+                zbar = _tanh_backward(hbar, act, trace.z[index - 1], d, lap)
+    _first_layer_backward(jt, model, xt, hbar, trace.acts[0], params[0][0], lap)
 
 
 def residual_jacobian(model: MLP, theta: torch.Tensor, x: torch.Tensor, lap_dims: tuple[int, ...] | None,
                       residual: ResidualFn, out: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(J, r) of a pointwise residual at x (M, d), fast path; J (M, P) is written into ``out`` if given."""
-    saved: list[_Layer] = []
-    fields = taylor_forward(model, theta.detach(), x, lap_dims, _save=saved)
-    r, zbar = _output_cotangents(x, fields, residual)
-    zbar = zbar.unsqueeze(-1)  # (K, M, 1): cotangents of the output layer's components
-    m = x.shape[0]
+    """(J, r) of a pointwise residual at x (M, d), fast path; J (M, P) is written into ``out`` if given.
+
+    Without ``out``, J is the transpose of a contiguous (P, M) tensor (column-major). Any layout of ``out``
+    gives the same values; a column-major one (``out.mT`` contiguous) is the fast one.
+    """
+    theta = theta.detach()
+    trace = _Trace()
+    with torch.no_grad():
+        fields = _forward(model, theta, x, lap_dims, trace)
+    r, ubar = _output_cotangents(x, fields, residual)
     if out is None:
-        out = torch.empty(m, model.n_params, dtype=theta.dtype, device=theta.device)
-    params = model.unflatten(theta.detach())
-    slices = model.slices
-    for index in range(len(params) - 1, -1, -1):
-        w_slice, b_slice, n_out, n_in = slices[index]
-        h_in = saved[index].h_in
-        grad_w = torch.bmm(zbar.permute(1, 2, 0), h_in.permute(1, 0, 2))  # (M, out, in)
-        out[:, w_slice] = grad_w.reshape(m, n_out * n_in)
-        out[:, b_slice] = zbar[0]
-        if index > 0:
-            k_comp = zbar.shape[0]
-            hbar = (zbar.reshape(k_comp * m, n_out) @ params[index][0]).reshape(k_comp, m, n_in)
-            zbar = _tanh_backward(hbar, saved[index - 1], lap_dims)
+        out = torch.empty(model.n_params, x.shape[0], dtype=theta.dtype, device=theta.device).mT
+    lap = None if lap_dims is None else _lap_index(lap_dims)
+    xt = x.mT.contiguous()
+    with torch.no_grad():
+        if len(model.layers) == 2:
+            block = _write_first_layer(out.mT, model, xt, ubar[:1])
+            if lap is not None:
+                block += ubar[1:x.shape[1] + 1].unsqueeze(0)
+        elif len(model.layers) == 3:
+            _reverse_one_hidden(out.mT, model, theta, xt, trace.acts[0], ubar, lap)
+        else:
+            _reverse_deep(out.mT, model, theta, xt, trace, ubar, lap)
     return out, r
 
 

@@ -1,7 +1,7 @@
 """Thin SVD of the residual Jacobian and the truncated pseudo-inverse built on it."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -14,28 +14,120 @@ class ThinSVD(NamedTuple):
     V: torch.Tensor
 
 
-def thin_svd(jac: torch.Tensor) -> ThinSVD:
+def _svd_torch(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    u, s, vh = torch.linalg.svd(a, full_matrices=False)
+    return u, s, vh.mT
+
+
+def _svd_qr_first(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    q, r = torch.linalg.qr(a)
+    u, s, vh = torch.linalg.svd(r)
+    return q @ u, s, vh.mT
+
+
+def _svd_scipy(driver: str) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def route(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        import scipy.linalg
+        if a.device.type != "cpu":
+            raise ValueError(f"the scipy-{driver} SVD route runs on the CPU only, not on {a.device}")
+        u, s, vh = scipy.linalg.svd(a.numpy(), full_matrices=False, lapack_driver=driver, check_finite=False)
+        return torch.from_numpy(u), torch.from_numpy(s), torch.from_numpy(vh).mT
+    return route
+
+
+SVD_ROUTES: dict[str, Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {
+    "gesdd": _svd_torch,
+    "qr+gesdd": _svd_qr_first,
+    "scipy-gesdd": _svd_scipy("gesdd"),
+    "scipy-gesvd": _svd_scipy("gesvd"),
+}
+"""Exact thin-SVD routes, all applied to the tall orientation of J. ``gesdd`` is torch.linalg.svd (LAPACK
+divide and conquer on a CPU, cuSOLVER on a GPU); ``qr+gesdd`` factors J = QR first and decomposes R;
+the scipy routes call LAPACK's gesdd / gesvd. ``pinnbench.probe`` times them all per size; ``gesdd`` was the
+fastest or within noise of it at every size measured (docs/performance.md), so it is the default. No Gram /
+eigh route: it squares the condition number and loses the small singular values the cutoffs depend on."""
+
+
+def thin_svd(jac: torch.Tensor, route: str = "gesdd") -> ThinSVD:
     """Thin SVD computed on the tall orientation of J (up to 4x faster than the wide one with LAPACK gesdd)."""
+    if route not in SVD_ROUTES:
+        raise ValueError(f"unknown SVD route {route!r}; accepted: {', '.join(SVD_ROUTES)}")
     n, p = jac.shape
     if n >= p:
-        u, s, vh = torch.linalg.svd(jac, full_matrices=False)
-        return ThinSVD(u, s, vh.mT)
-    v, s, uh = torch.linalg.svd(jac.mT, full_matrices=False)
-    return ThinSVD(uh.mT, s, v)
+        return ThinSVD(*SVD_ROUTES[route](jac))
+    v, s, u = SVD_ROUTES[route](jac.mT)
+    return ThinSVD(u, s, v)
 
 
-def relative_cutoff(svd: ThinSVD, n_params: int) -> float:
+class ImplicitSVD:
+    """The thin SVD J = U diag(S) Vᵀ with its long factor kept as the Householder reflectors of a QR.
+
+    The tall orientation A of J (A = J, or Jᵀ when N < P) is factored A = Q R (LAPACK geqrf) and only the
+    small square R = U_R S V_Rᵀ is decomposed (gesdd). What the SVD-based optimizers use then costs O(N·P):
+    the spectral coefficients Uᵀr (:meth:`coefficients`) and the truncated pseudo-inverse direction
+    V_k S_k⁻¹ c_k (:meth:`direction`). Forming the long factor (U when N >= P, V otherwise) is what makes
+    LAPACK's full thin SVD cost 1.4-2.4x more at the paper sizes; :attr:`U` and :attr:`V` still give it on
+    request. Exactly the same decomposition as :func:`thin_svd` up to the signs of singular-vector pairs.
+    """
+
+    def __init__(self, jac: torch.Tensor) -> None:
+        n, p = jac.shape
+        self.transposed = n < p
+        self._reflectors, self._tau = torch.geqrf(jac.mT if self.transposed else jac)
+        k = min(n, p)
+        u, self.S, vh = torch.linalg.svd(self._reflectors[:k].triu())
+        self._u_r, self._v_r = u, vh.mT  # R = U_R S V_Rᵀ
+
+    def _apply_q(self, small: torch.Tensor) -> torch.Tensor:
+        """Q @ [small; 0] for small (k, m): the long factor's columns from R's singular vectors."""
+        padded = small.new_zeros(self._reflectors.shape[0], small.shape[1])
+        padded[:small.shape[0]] = small
+        return torch.ormqr(self._reflectors, self._tau, padded)
+
+    def coefficients(self, r: torch.Tensor) -> torch.Tensor:
+        """c = Uᵀ r (k,)."""
+        if self.transposed:
+            return self._v_r.mT @ r
+        qtr = torch.ormqr(self._reflectors, self._tau, r.unsqueeze(-1), transpose=True)[:self.S.numel(), 0]
+        return self._u_r.mT @ qtr
+
+    def direction(self, coefficients: torch.Tensor, rank: int) -> torch.Tensor:
+        """d = V_k S_k⁻¹ c_k with the ``rank`` largest singular values (c = :meth:`coefficients` of r)."""
+        scaled = coefficients[:rank] / self.S[:rank]
+        if self.transposed:
+            return self._apply_q((self._u_r[:, :rank] @ scaled).unsqueeze(-1))[:, 0]
+        return self._v_r[:, :rank] @ scaled
+
+    @property
+    def U(self) -> torch.Tensor:  # noqa: N802 - the ThinSVD field name
+        """U (N, k), formed on request."""
+        return self._v_r if self.transposed else self._apply_q(self._u_r)
+
+    @property
+    def V(self) -> torch.Tensor:  # noqa: N802 - the ThinSVD field name
+        """V (P, k), formed on request."""
+        return self._apply_q(self._u_r) if self.transposed else self._v_r
+
+
+def implicit_svd(jac: torch.Tensor) -> ImplicitSVD:
+    """The thin SVD of J with Q kept implicit: the fast route when only Uᵀr and truncated solves are needed."""
+    return ImplicitSVD(jac)
+
+
+def relative_cutoff(svd: ThinSVD | ImplicitSVD, n_params: int) -> float:
     """The default relative cutoff sqrt(eps_float64 · P) · s_max of the ANaGRAM code."""
     eps = torch.finfo(svd.S.dtype).eps
     return float((eps * n_params) ** 0.5 * svd.S[0]) if svd.S.numel() else 0.0
 
 
-def truncated_solve(svd: ThinSVD, r: torch.Tensor, rank: int) -> torch.Tensor:
+def truncated_solve(svd: ThinSVD | ImplicitSVD, r: torch.Tensor, rank: int) -> torch.Tensor:
     """d = V_k S_k^-1 U_k^T r using the ``rank`` largest singular triplets."""
+    if isinstance(svd, ImplicitSVD):
+        return svd.direction(svd.coefficients(r), rank)
     coeffs = svd.U[:, :rank].mT @ r
     return svd.V[:, :rank] @ (coeffs / svd.S[:rank])
 
 
-def rank_above(svd: ThinSVD, cutoff: float) -> int:
+def rank_above(svd: ThinSVD | ImplicitSVD, cutoff: float) -> int:
     """Number of singular values >= cutoff."""
     return int((svd.S >= cutoff).sum())

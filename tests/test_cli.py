@@ -121,3 +121,14 @@ def test_python_m_and_list():
     assert listed.returncode == 0
     for name in ("laplace2d", "heat", "laplace5d", "nonlinear_poisson", "adam", "anagram", "quick", "paper"):
         assert name in listed.stdout
+
+
+def test_run_writes_the_report_and_report_command(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["run", "-p", "laplace2d", "-o", "adam", "--steps", "3", "--out", str(out)]) == 0
+    assert f"report written to {out / 'report' / 'index.html'}" in capsys.readouterr().err
+    assert (out / "report" / "README.md").is_file()
+    assert main(["report", str(out), "--out", str(tmp_path / "r"), "--format", "latex", "--no-figures"]) == 0
+    assert list((tmp_path / "r").rglob("*.tex"))
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "results folder" in capsys.readouterr().err
