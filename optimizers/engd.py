@@ -13,21 +13,25 @@ from pinnbench import Optimizer, register_optimizer
 from pinnbench.linalg import thin_svd
 from pinnbench.linesearch import grid_line_search
 
-SOLVERS = ("gram", "svd")
+SOLVERS = ("auto", "gram", "svd")
 
 
-def natural_gradient(jac: torch.Tensor, r: torch.Tensor, weights: torch.Tensor, solver: str = "gram",
+def natural_gradient(jac: torch.Tensor, r: torch.Tensor, weights: torch.Tensor, solver: str = "auto",
                      rcond: float | None = None, damping: float = 0.0
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """(G⁺ ∇L, ∇L, spectrum of G, rank) for G = Jᵀ W J + damping·I and ∇L = 2 Jᵀ W r.
 
     The pseudo-inverse keeps the eigenvalues of G with |λ| > rcond·max|λ| (default rcond = eps·P, the
     lstsq/pinv convention of numpy and JAX), i.e. it is the minimum-norm least-squares solution of G d = ∇L.
-    solver 'gram' forms the P x P matrix G and diagonalises it (eigh), as the authors' code does;
-    'svd' takes the thin SVD of W^½ J instead (λ = s² + damping), which avoids squaring the condition number
-    when forming G. Both never build anything larger than J itself and one P x P (or k x P) matrix.
+    solver 'gram' forms the P x P matrix G and diagonalises it (eigh), as the authors' code does (O(N P² + P³));
+    'svd' takes the thin SVD of W^½ J instead (λ = s² + damping; O(min(N, P)² max(N, P)), and it avoids squaring
+    the condition number); 'auto' takes 'gram' when N >= P and 'svd' when N < P (then G would be P x P of rank
+    <= N). With N < P the SVD misses G's null space, where G + damping·I has eigenvalue damping, but ∇L lies in
+    the row space of J, so the solution has no component there either.
     """
-    n_params = jac.shape[1]
+    n_residuals, n_params = jac.shape
+    if solver == "auto":
+        solver = "gram" if n_residuals >= n_params else "svd"
     root_w = weights.sqrt()
     a = jac * root_w.unsqueeze(1)
     grad = 2.0 * (a.mT @ (root_w * r))
@@ -55,11 +59,12 @@ class ENGD(Optimizer):
 
     damping: added to the Gram's diagonal (0: none, the published setting).
     rcond: relative cutoff of the pseudo-inverse on G's eigenvalues; None for eps·P.
-    solver: 'gram' (eigh of the P x P Gram, as published) or 'svd' (thin SVD of W^½ J).
+    solver: 'auto' ('gram' when N >= P, else 'svd'), 'gram' (eigh of the P x P Gram, as published) or 'svd'
+        (thin SVD of W^½ J). All give the same pseudo-inverse up to rounding.
     line_search_steps: the grid η = 2^-k, k = 0..line_search_steps-1.
     """
 
-    def __init__(self, damping: float = 0.0, rcond: float | None = None, solver: str = "gram",
+    def __init__(self, damping: float = 0.0, rcond: float | None = None, solver: str = "auto",
                  line_search_steps: int = 31) -> None:
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")

@@ -143,6 +143,7 @@ class DenseQuasiNewton(Optimizer):
         self.previous_value = float(self.value) + float(torch.linalg.vector_norm(self.grad)) / 2
 
     def _end_block(self) -> None:
+        """The authors' driver between blocks: symmetrise H, reset it to I if Cholesky fails, restart α0's rule."""
         H = (self.H + self.H.mT) / 2
         _, info = torch.linalg.cholesky_ex(H)
         self.H = H if int(info) == 0 else torch.eye(H.shape[0], dtype=H.dtype, device=H.device)

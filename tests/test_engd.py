@@ -83,9 +83,11 @@ def test_direction_equals_lstsq_of_the_gram_matrix():
     assert opt.info["loss"] < float(objective.loss(theta))
 
 
-def test_rank_deficient_direction_is_the_pseudo_inverse():
-    # J of rank 3 < P = 6: the Gram is singular; the solution is the minimum-norm one, pinv(G) ∇L.
-    objective = LinearLeastSquares(rank=3)
+@pytest.mark.parametrize("shape", ["rank 3 < P = 6 < N = 50", "N = 6 < P = 10"])
+def test_rank_deficient_direction_is_the_pseudo_inverse(shape):
+    # The Gram is singular; the solution is the minimum-norm one, pinv(G) ∇L. With N < P, 'auto' takes the SVD.
+    objective = LinearLeastSquares(rank=3) if shape.startswith("rank") else LinearLeastSquares((4, 2), 10)
+    expected_rank = 3 if shape.startswith("rank") else 6
     theta = torch.randn(objective.n_params, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     jac, r = objective.jacobian(theta)
     w = objective.row_weights
@@ -94,9 +96,9 @@ def test_rank_deficient_direction_is_the_pseudo_inverse():
     rcond = torch.finfo(torch.float64).eps * objective.n_params
     via_pinv = torch.linalg.pinv(gram, rtol=rcond, hermitian=True) @ grad
     via_lstsq = torch.linalg.lstsq(gram, grad.unsqueeze(1), rcond=rcond, driver="gelsd").solution.squeeze(1)
-    for solver in ("gram", "svd"):
+    for solver in ("auto", "gram", "svd"):
         direction, _, spectrum, rank = engd_module().natural_gradient(jac, r, w, solver)
-        assert rank == 3
+        assert rank == expected_rank
         assert float((direction - via_pinv).norm() / via_pinv.norm()) < 1e-10
         assert float((direction - via_lstsq).norm() / via_lstsq.norm()) < 1e-10
         assert bool((spectrum[:-1] >= spectrum[1:]).all())  # reported largest first
