@@ -59,54 +59,74 @@ def thin_svd(jac: torch.Tensor, route: str = "gesdd") -> ThinSVD:
     return ThinSVD(u, s, v)
 
 
+QR_FIRST_RATIO = 1.4
+"""ImplicitSVD factors A = QR first when its aspect ratio m/n is at least this (measured crossover 1.3-1.4 on
+PINN-like spectra; LAPACK's gesdd switches to its own QR-first path at 11/6)."""
+
+
 class ImplicitSVD:
     """The thin SVD J = U diag(S) Vᵀ with its long factor kept as the Householder reflectors of a QR.
 
-    The tall orientation A of J (A = J, or Jᵀ when N < P) is factored A = Q R (LAPACK geqrf) and only the
-    small square R = U_R S V_Rᵀ is decomposed (gesdd). What the SVD-based optimizers use then costs O(N·P):
-    the spectral coefficients Uᵀr (:meth:`coefficients`) and the truncated pseudo-inverse direction
-    V_k S_k⁻¹ c_k (:meth:`direction`). Forming the long factor (U when N >= P, V otherwise) is what makes
-    LAPACK's full thin SVD cost 1.4-2.4x more at the paper sizes; :attr:`U` and :attr:`V` still give it on
-    request. Exactly the same decomposition as :func:`thin_svd` up to the signs of singular-vector pairs.
+    The tall orientation A (m x n) of J (A = J, or Jᵀ when N < P) is factored A = Q R (LAPACK geqrf) and only
+    the small square R = U_R S V_Rᵀ is decomposed (gesdd). What the SVD-based optimizers use then costs
+    O(m·n): the spectral coefficients Uᵀr (:meth:`coefficients`) and the truncated pseudo-inverse direction
+    V_k S_k⁻¹ c_k (:meth:`direction`). Forming the long factor is what makes LAPACK's full thin SVD cost
+    1.4-2.4x more at the paper sizes; :attr:`U` and :attr:`V` still give it on request. Near-square A
+    (m < QR_FIRST_RATIO·n), where a QR first costs more than it saves, is decomposed directly.
+    The same decomposition as :func:`thin_svd` up to the signs of singular-vector pairs.
     """
 
     def __init__(self, jac: torch.Tensor) -> None:
         n, p = jac.shape
         self.transposed = n < p
-        self._reflectors, self._tau = torch.geqrf(jac.mT if self.transposed else jac)
-        k = min(n, p)
-        u, self.S, vh = torch.linalg.svd(self._reflectors[:k].triu())
-        self._u_r, self._v_r = u, vh.mT  # R = U_R S V_Rᵀ
+        a = jac.mT if self.transposed else jac
+        m, k = a.shape
+        self._q: torch.Tensor | None = None  # the long factor itself, when A was decomposed directly
+        self._u_r: torch.Tensor | None = None  # R's left singular vectors (None: the identity)
+        if m >= QR_FIRST_RATIO * k:
+            self._reflectors, self._tau = torch.geqrf(a)
+            self._u_r, self.S, vh = torch.linalg.svd(self._reflectors[:k].triu())
+        else:
+            self._q, self.S, vh = torch.linalg.svd(a, full_matrices=False)
+        self._v_r = vh.mT  # A = Q U_R S V_Rᵀ
 
-    def _apply_q(self, small: torch.Tensor) -> torch.Tensor:
-        """Q @ [small; 0] for small (k, m): the long factor's columns from R's singular vectors."""
+    def _long(self, small: torch.Tensor) -> torch.Tensor:
+        """Q @ small for small (k, c): columns of the long factor from left singular vectors of R."""
+        if self._q is not None:
+            return self._q[:, :small.shape[0]] @ small
         padded = small.new_zeros(self._reflectors.shape[0], small.shape[1])
         padded[:small.shape[0]] = small
         return torch.ormqr(self._reflectors, self._tau, padded)
+
+    def _long_factor(self) -> torch.Tensor:
+        return self._q if self._u_r is None else self._long(self._u_r)
 
     def coefficients(self, r: torch.Tensor) -> torch.Tensor:
         """c = Uᵀ r (k,)."""
         if self.transposed:
             return self._v_r.mT @ r
+        if self._u_r is None:
+            return self._q.mT @ r
         qtr = torch.ormqr(self._reflectors, self._tau, r.unsqueeze(-1), transpose=True)[:self.S.numel(), 0]
         return self._u_r.mT @ qtr
 
     def direction(self, coefficients: torch.Tensor, rank: int) -> torch.Tensor:
         """d = V_k S_k⁻¹ c_k with the ``rank`` largest singular values (c = :meth:`coefficients` of r)."""
         scaled = coefficients[:rank] / self.S[:rank]
-        if self.transposed:
-            return self._apply_q((self._u_r[:, :rank] @ scaled).unsqueeze(-1))[:, 0]
-        return self._v_r[:, :rank] @ scaled
+        if not self.transposed:
+            return self._v_r[:, :rank] @ scaled
+        small = scaled if self._u_r is None else self._u_r[:, :rank] @ scaled
+        return self._long(small.unsqueeze(-1))[:, 0]
 
     @property
     def U(self) -> torch.Tensor:  # noqa: N802 - the ThinSVD field name
         """U (N, k), formed on request."""
-        return self._v_r if self.transposed else self._apply_q(self._u_r)
+        return self._v_r if self.transposed else self._long_factor()
 
     @property
     def V(self) -> torch.Tensor:  # noqa: N802 - the ThinSVD field name
         """V (P, k), formed on request."""
-        return self._apply_q(self._u_r) if self.transposed else self._v_r
+        return self._long_factor() if self.transposed else self._v_r
 
 
 def implicit_svd(jac: torch.Tensor) -> ImplicitSVD:

@@ -139,13 +139,16 @@ def test_svd_of_a_wide_jacobian_is_the_transposed_one():
     assert float((wide.U * wide.S @ wide.V.mT - jac.mT).abs().max()) < 1e-13 * float(tall.S[0])
 
 
-@pytest.mark.parametrize("orientation", ["tall", "wide"])
-def test_implicit_svd_equals_the_explicit_one(benchmark, orientation):
-    """Q kept implicit: same S, same coefficients Uᵀr and truncated directions, and U, V on request."""
+@pytest.mark.parametrize("shape", ["tall", "wide", "near-square"])
+def test_implicit_svd_equals_the_explicit_one(benchmark, shape):
+    """Q kept implicit (tall, wide) or a direct SVD (near-square): same S, same coefficients Uᵀr and
+    truncated directions as thin_svd, and U, V on request."""
     inst = paper("heat")
-    jac, r = inst.objective.jacobian(inst.theta0)
-    if orientation == "wide":
-        jac, r = jac.mT[:200], torch.randn(200, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    jac, r = inst.objective.jacobian(inst.theta0)  # 871 x 257
+    if shape == "wide":
+        jac, r = jac.mT[:120], torch.randn(120, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    elif shape == "near-square":
+        jac, r = jac[:300], r[:300]
     svd = benchmark(implicit_svd, jac)
     ref = thin_svd(jac)
     s_max = float(ref.S[0])

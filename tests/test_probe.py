@@ -9,8 +9,10 @@ from pinnbench import probe
 
 
 @pytest.fixture(autouse=True)
-def restore_threads():
+def one_thread():
+    """One BLAS thread: tiny kernels with two threads stall for milliseconds when the other core is busy."""
     previous = torch.get_num_threads()
+    torch.set_num_threads(1)
     probe.set_openblas_threads(1)
     yield
     torch.set_num_threads(previous)
