@@ -84,8 +84,8 @@ class Protocol:
 
 PRESETS: dict[str, Protocol] = {
     "quick": Protocol(
-        name="quick", seeds=(6865,), budget=10.0, points="quick", suite_budget=600.0,
-        description="one seed, 10 s per run, suite capped at 10 min of optimizer time: a fast, fair first look"),
+        name="quick", seeds=(6865,), budget=8.0, points="quick", suite_budget=480.0,
+        description="one seed, 8 s per run, suite capped at 8 min of optimizer time: a fast, fair first look"),
     "paper": Protocol(
         name="paper", seeds=PAPER_SEEDS, budget=1800.0, points="paper",
         description="the papers' ten seeds, point sets, nets and step counts; 30 min per run at most"),
