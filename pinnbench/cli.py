@@ -219,6 +219,7 @@ def _print_summary(out: str, run_ids: set[str]) -> None:
                   steps=("steps", "median"), time=("time", "median"), loss=("loss", "median"),
                   l2_abs=("l2_abs", "median"), l2_rel=("l2_rel", "median"))
              .reset_index())
+    table["steps"] = table["steps"].round().astype(int)
     print(tabulate(table, headers="keys", showindex=False, floatfmt=".3g"))
 
 

@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Re-measure every number the README quotes, on the current machine (run from the repository root, venv active).
+# THREADS=2 (default 1) and PROTOCOL_SUFFIX="" measure with two threads on a quiet machine; with one thread the
+# numbers are robust to other load on the machine (the README says which was used).
 # Writes docs/measurements/*.txt and the committed quick-protocol report under docs/quick-report/.
 set -euo pipefail
+threads=${THREADS:-1}
+suffix=${PROTOCOL_SUFFIX--1thread}
 mkdir -p docs/measurements
-# Issue 7: the performance probe at the paper sizes (2 threads, best of 7).
-pinnbench bench --no-scaling > docs/measurements/probe.txt
+# Issue 7: the performance probe at the paper sizes.
+clock=$([ "$threads" = 1 ] && echo cpu || echo wall)
+pinnbench bench --no-scaling --threads "$threads" --clock "$clock" --repeat 3 -p laplace2d heat allen_cahn \
+  > docs/measurements/probe.txt
 # Issue 2: ANaGRAM on laplace2d with the paper protocol, seed 6865.
-pinnbench run -p laplace2d -o anagram --protocol paper --seeds 6865 --out results/paper-laplace2d-anagram \
+paper=$([ -n "$suffix" ] && echo "protocols/paper$suffix.toml" || echo paper)
+pinnbench run -p laplace2d -o anagram --protocol "$paper" --seeds 6865 --out results/paper-laplace2d-anagram \
   --no-resume --no-report > docs/measurements/paper-laplace2d-anagram.txt
 # Issue 6: the main job, every problem x every optimizer under the quick protocol, with its report.
+quick=$([ -n "$suffix" ] && echo "protocols/quick$suffix.toml" || echo quick)
 start=$(date +%s)
-pinnbench run --all --out results/quick --no-resume > docs/measurements/quick-all.txt
-echo "wall time of 'pinnbench run --all': $(( $(date +%s) - start )) s" >> docs/measurements/quick-all.txt
+pinnbench run --all --protocol "$quick" --out results/quick --no-resume > docs/measurements/quick-all.txt
+echo "wall time of 'pinnbench run --all --protocol $quick': $(( $(date +%s) - start )) s" >> docs/measurements/quick-all.txt
 rm -rf docs/quick-report && cp -r results/quick/report docs/quick-report
