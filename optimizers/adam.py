@@ -10,6 +10,8 @@ from pinnbench import Optimizer, register_optimizer
 class Adam(Optimizer):
     """Adam (Kingma & Ba) on the flat θ; the learning rate is multiplied by ``decay`` at each of ``milestones``."""
 
+    paper_steps = 20001
+
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  milestones: tuple[int, ...] = (15000, 25000, 35000, 45000), decay: float = 0.1) -> None:
         self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import torch
 
-from .derivatives import generic_jacobian, residual_jacobian, taylor_forward
+from .derivatives import Fields, generic_jacobian, residual_jacobian, taylor_forward
 from .model import MLP
 from .problem import ResidualGroup
 
@@ -78,10 +78,16 @@ class Objective:
 
     # ------------------------------------------------------------------ contract
     def _residuals(self, theta: torch.Tensor) -> torch.Tensor:
+        """r(θ) for θ (P,) or a batch (B, P); residual functions always see one θ's fields (vmap over B)."""
         parts = []
         for g in self.groups:
             f = taylor_forward(self.model, theta, g.points, g.lap_dims)
-            parts.append(g.residual(g.points, f))
+            if theta.dim() == 1:
+                parts.append(g.residual(g.points, f))
+                continue
+            def one(*tensors: torch.Tensor, g: ResidualGroup = g) -> torch.Tensor:
+                return g.residual(g.points, Fields(*tensors) if len(tensors) == 3 else Fields(tensors[0], None, None))
+            parts.append(torch.func.vmap(one)(*(t for t in f if t is not None)))
         return torch.cat(parts, dim=-1)
 
     def residuals(self, theta: torch.Tensor) -> torch.Tensor:

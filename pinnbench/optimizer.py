@@ -25,6 +25,8 @@ class Optimizer:
     """
 
     name: ClassVar[str] = ""
+    paper_steps: ClassVar[int | None] = None
+    """The step count of the authors' protocol when it differs from the problem's (e.g. Adam's 20 001)."""
 
     def reset(self, objective: Any, theta: torch.Tensor) -> None:
         """Called once before the first step of a run; override to initialise state from θ0."""

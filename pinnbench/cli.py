@@ -1,0 +1,163 @@
+"""The ``pinnbench`` command line: list, run (and the report/plot/bench commands that build on runs)."""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from tabulate import tabulate
+
+from .errors import PinnbenchError
+from .protocol import PRESETS, load_protocol, parse_duration
+from .registry import entries, load_plugin
+from .runner import Progress, grid, run_suite
+from .store import load_runs
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise PinnbenchError(f"{self.prog}: {message}")
+
+
+def parse_value(text: str) -> Any:
+    """A hyperparameter value from the CLI: a Python literal (1e-7, 20, None, (1, 2)) or a plain string."""
+    lowered = {"none": None, "true": True, "false": False}
+    if text.lower() in lowered:
+        return lowered[text.lower()]
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_optimizer(text: str) -> tuple[str, dict[str, Any]]:
+    """``name`` or ``name:key=value,key=value`` -> (name, hyperparameters)."""
+    name, _, rest = text.partition(":")
+    hparams: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PinnbenchError(f"invalid optimizer setting {text!r}: expected NAME or NAME:key=value[,key=value]")
+        hparams[key.strip()] = parse_value(value.strip())
+    return name.strip(), hparams
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pinnbench", description="Benchmark optimizers for physics-informed neural networks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    plugin_help = "a .py file registering extra optimizers/problems (repeatable)"
+    listing = sub.add_parser("list", help="list problems, optimizers and protocols, and where each came from")
+    listing.add_argument("--plugin", action="append", default=[], help=plugin_help)
+
+    run = sub.add_parser("run", help="run a grid of problem x optimizer x seed under a protocol")
+    run.add_argument("--all", action="store_true", help="every problem and optimizer of the protocol")
+    run.add_argument("-p", "--problems", nargs="+", metavar="NAME", help="problems to run")
+    run.add_argument("-o", "--optimizers", nargs="+", metavar="NAME[:k=v,...]",
+                     help="optimizers to run, with hyperparameters: -o anagram:cutoff=1e-7 adam")
+    run.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="seeds (default: the protocol's)")
+    run.add_argument("--budget", help="optimizer time per run, e.g. 30s, 5m (overrides the protocol)")
+    run.add_argument("--steps", type=int, help="step cap per run (overrides the protocol)")
+    run.add_argument("--protocol", default="quick", help="quick (default), paper, or a .toml/.json protocol file")
+    run.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides the protocol)")
+    run.add_argument("--out", default="results", help="results folder (default: results/)")
+    run.add_argument("--plugin", action="append", default=[], help=plugin_help)
+    run.add_argument("--no-resume", action="store_true", help="re-run runs already in the results folder")
+    run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+
+    report = sub.add_parser("report", help="tables, figures, time-to-target and profiles of a results folder")
+    report.add_argument("results", nargs="?", default="results", help="results folder (default: results/)")
+    report.add_argument("--format", nargs="+", choices=("md", "latex", "html"), default=["md", "html"],
+                        help="table formats (default: md html)")
+    report.add_argument("--out", help="report folder (default: RESULTS/report)")
+    report.add_argument("--metric", choices=("l2_abs", "l2_rel"), default="l2_abs",
+                        help="error metric of tables and figures (default: l2_abs, the papers' absolute RMS)")
+    report.add_argument("--no-figures", action="store_true", help="tables only (faster)")
+    return parser
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    for kind in ("problem", "optimizer"):
+        rows = []
+        for name, entry in entries(kind).items():
+            doc = (entry.cls.__doc__ or "").strip().splitlines()
+            extra = entry.cls.description if kind == "problem" else (doc[0] if doc else "")
+            rows.append([name, entry.source, entry.location, extra])
+        print(tabulate(rows, headers=[kind, "source", "location", "description"]))
+        print()
+    rows = [[p.name, len(p.seeds), f"{p.budget:g} s", p.points, p.device, p.description] for p in PRESETS.values()]
+    print(tabulate(rows, headers=["protocol", "seeds", "budget/run", "points", "device", "description"]))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    protocol = load_protocol(args.protocol)
+    if not (args.all or args.problems or args.optimizers):
+        raise PinnbenchError("choose what to run: --all, or -p PROBLEM... and/or -o OPTIMIZER...")
+    changes: dict[str, Any] = {}
+    if args.budget is not None:
+        changes.update(budget=parse_duration(args.budget), suite_budget=None)
+    if args.steps is not None:
+        if args.steps < 1:
+            raise PinnbenchError(f"invalid --steps {args.steps}: expected a positive integer")
+        changes["steps"] = args.steps
+    if args.device is not None:
+        changes["device"] = args.device
+    if args.seeds:
+        changes["seeds"] = tuple(args.seeds)
+    protocol = protocol.replace(**changes) if changes else protocol
+    problems = args.problems or list(protocol.problems or entries("problem"))
+    optimizers = [parse_optimizer(o) for o in (args.optimizers or protocol.optimizers or entries("optimizer"))]
+    specs = grid(problems, optimizers, protocol.seeds)
+    print(f"pinnbench: {len(specs)} runs ({len(problems)} problems x {len(optimizers)} optimizers x "
+          f"{len(protocol.seeds)} seeds), protocol {protocol.name} [{protocol.protocol_id}], "
+          f"results in {args.out}", file=sys.stderr)
+    result = run_suite(specs, protocol, args.out, resume=not args.no_resume, progress=Progress())
+    _print_summary(args.out, result.run_ids)
+    if not args.no_report:
+        from .report import write_report  # matplotlib/seaborn load only when a report is written
+        path = write_report(args.out, formats=("md", "html"))
+        print(f"pinnbench: report written to {path / 'index.html'}", file=sys.stderr)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+    if not Path(args.results).is_dir():
+        raise PinnbenchError(f"results folder {args.results!r} not found")
+    path = write_report(args.results, args.out, tuple(args.format), error=args.metric,
+                        figures=not args.no_figures)
+    print(f"pinnbench: report written to {path / 'index.html'}", file=sys.stderr)
+    return 0
+
+
+def _print_summary(out: str, run_ids: set[str]) -> None:
+    runs = load_runs(out)
+    runs = runs[runs.run_id.isin(run_ids)]
+    if runs.empty:
+        return
+    table = (runs.groupby(["problem", "optimizer"])
+             .agg(seeds=("seed", "count"), ok=("status", lambda s: int((s == "ok").sum())),
+                  steps=("steps", "median"), time=("time", "median"), loss=("loss", "median"),
+                  l2_abs=("l2_abs", "median"), l2_rel=("l2_rel", "median"))
+             .reset_index())
+    print(tabulate(table, headers="keys", showindex=False, floatfmt=".3g"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; bad input prints one line and returns 2."""
+    try:
+        args = _parser().parse_args(argv)
+        for plugin in getattr(args, "plugin", []):
+            load_plugin(Path(plugin))
+        return {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report}[args.command](args)
+    except PinnbenchError as exc:
+        print(f"pinnbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pinnbench: interrupted; finished runs are saved, run again to resume", file=sys.stderr)
+        return 130

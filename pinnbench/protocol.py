@@ -1,0 +1,152 @@
+"""The fixed protocol under which runs are executed: seeds, wall-clock budget, step cap, points, device, dtype.
+
+Two presets (``quick``, ``paper``) and protocol files (TOML or JSON) that set any of the same keys, optionally
+on top of a preset (``extends = "quick"``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PinnbenchError
+
+PAPER_SEEDS = (6865, 8369, 4785, 6705, 5729, 4353, 3409, 3601, 5681, 1857)
+DTYPES = ("float64", "float32")
+DEVICES = ("cpu", "cuda", "auto")
+POINT_PRESETS = ("paper", "quick")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h)?\s*$")
+_UNIT_SECONDS = {None: 1.0, "ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds from '30s', '5m', '1.5h', '250ms' or a bare number of seconds; must be positive."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        match = _DURATION.match(str(text))
+        if not match:
+            raise PinnbenchError(f"invalid budget {text!r}: expected a duration like 30s, 5m, 1.5h or 250ms")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not seconds > 0:
+        raise PinnbenchError(f"invalid budget {text!r}: must be a positive duration like 30s, 5m, 1.5h")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Everything that must be equal for two runs to be compared.
+
+    budget: optimizer seconds per run (evaluation is never charged). steps: a step cap per run; None takes the
+    optimizer's published count if it has one, else the problem's. suite_budget: if set, a suite of n runs gives
+    each at most suite_budget / n seconds, so a whole suite keeps to its time as problems and optimizers are added.
+    """
+
+    name: str = "quick"
+    seeds: tuple[int, ...] = (6865,)
+    budget: float = 10.0
+    steps: int | None = None
+    points: str = "quick"
+    device: str = "cpu"
+    dtype: str = "float64"
+    threads: int | None = None
+    derivatives: str = "taylor"
+    diagnostics_every: int = 10
+    suite_budget: float | None = None
+    problems: tuple[str, ...] | None = None
+    optimizers: tuple[str, ...] | None = None
+    description: str = field(default="", compare=False)
+
+    def replace(self, **changes: Any) -> "Protocol":
+        return _validated(dataclasses.replace(self, **changes))
+
+    @property
+    def comparable_settings(self) -> dict[str, Any]:
+        """The settings that decide whether two runs are comparable (seeds and name excluded)."""
+        return {k: getattr(self, k) for k in ("budget", "steps", "points", "device", "dtype", "threads",
+                                              "derivatives")}
+
+    @property
+    def protocol_id(self) -> str:
+        """A short hash of :attr:`comparable_settings`: runs with different ids are never averaged together."""
+        blob = json.dumps(self.comparable_settings, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, Protocol] = {
+    "quick": Protocol(
+        name="quick", seeds=(6865,), budget=10.0, points="quick", suite_budget=600.0,
+        description="one seed, 10 s per run, suite capped at 10 min of optimizer time: a fast, fair first look"),
+    "paper": Protocol(
+        name="paper", seeds=PAPER_SEEDS, budget=1800.0, points="paper",
+        description="the papers' ten seeds, point sets, nets and step counts; 30 min per run at most"),
+}
+
+_FIELDS = {f.name for f in dataclasses.fields(Protocol)} | {"extends"}
+
+
+def _validated(p: Protocol) -> Protocol:
+    def bad(key: str, value: Any, accepted: str) -> PinnbenchError:
+        return PinnbenchError(f"protocol {p.name!r}: invalid {key} {value!r}; accepted: {accepted}")
+    if p.points not in POINT_PRESETS:
+        raise bad("points", p.points, ", ".join(POINT_PRESETS))
+    if p.device not in DEVICES and not str(p.device).startswith("cuda:"):
+        raise bad("device", p.device, ", ".join(DEVICES) + ", cuda:N")
+    if p.dtype not in DTYPES:
+        raise bad("dtype", p.dtype, ", ".join(DTYPES))
+    if p.steps is not None and (not isinstance(p.steps, int) or p.steps < 1):
+        raise bad("steps", p.steps, "a positive integer")
+    if not p.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in p.seeds):
+        raise bad("seeds", p.seeds, "a non-empty list of integers")
+    if p.threads is not None and (not isinstance(p.threads, int) or p.threads < 1):
+        raise bad("threads", p.threads, "a positive integer")
+    if p.derivatives not in ("taylor", "generic"):
+        raise bad("derivatives", p.derivatives, "taylor, generic")
+    if not isinstance(p.diagnostics_every, int) or p.diagnostics_every < 1:
+        raise bad("diagnostics_every", p.diagnostics_every, "a positive integer")
+    return p
+
+
+def load_protocol(spec: str | Path) -> Protocol:
+    """A preset name ('quick', 'paper') or the path of a TOML/JSON protocol file."""
+    if str(spec) in PRESETS:
+        return PRESETS[str(spec)]
+    path = Path(spec)
+    if not path.is_file():
+        raise PinnbenchError(f"unknown protocol {str(spec)!r}; accepted: {', '.join(PRESETS)} or a .toml/.json file")
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, OSError) as exc:
+        raise PinnbenchError(f"protocol file {str(path)!r} is malformed: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PinnbenchError(f"protocol file {str(path)!r} is malformed: expected a table of keys")
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise PinnbenchError(f"protocol file {str(path)!r}: unknown key {unknown[0]!r}; "
+                             f"accepted: {', '.join(sorted(_FIELDS))}")
+    base_name = data.pop("extends", "quick")
+    if base_name not in PRESETS:
+        raise PinnbenchError(f"protocol file {str(path)!r}: extends {base_name!r}; accepted: {', '.join(PRESETS)}")
+    changes: dict[str, Any] = {"name": data.pop("name", path.stem)}
+    for key, value in data.items():
+        if key in ("budget", "suite_budget"):
+            value = parse_duration(value)
+        elif key in ("seeds", "problems", "optimizers"):
+            if not isinstance(value, list):
+                raise PinnbenchError(f"protocol file {str(path)!r}: {key} must be a list")
+            value = tuple(value)
+        changes[key] = value
+    try:
+        return PRESETS[base_name].replace(**changes)
+    except TypeError as exc:
+        raise PinnbenchError(f"protocol file {str(path)!r} is malformed: {exc}") from exc
