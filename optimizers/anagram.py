@@ -7,6 +7,7 @@ import torch
 from pinnbench import Optimizer, register_optimizer
 from pinnbench.linalg import rank_above, relative_cutoff, thin_svd, truncated_solve
 from pinnbench.linesearch import grid_line_search
+from pinnbench.spectral import spectrum
 
 
 @register_optimizer("anagram")
@@ -15,6 +16,10 @@ class ANaGRAM(Optimizer):
 
     cutoff: an absolute threshold, or None for the relative default sqrt(eps·P)·s_max.
     line_search_steps: the grid η = 2^-k, k = 0..line_search_steps-1.
+
+    Diagnostics per step (docs/amstramgram.md): ``spectrum`` holds the singular values, the coefficients
+    c = Uᵀr and the RCE curve; ``info`` the step size, the rank and cutoff used, the intersection rank r_int
+    and the loss after the step (ANaGRAM has no precision: r_eps, precision and phase are NaN).
     """
 
     def __init__(self, cutoff: float | None = None, line_search_steps: int = 31) -> None:
@@ -28,6 +33,9 @@ class ANaGRAM(Optimizer):
         rank = rank_above(svd, cutoff)
         direction = truncated_solve(svd, r, rank)
         eta, theta_next, loss = grid_line_search(objective, theta, direction, self.line_search_steps)
-        self.info = {"eta": eta, "rank": rank, "cutoff": cutoff, "loss": float(loss)}
-        self.spectrum = {"singular_values": svd.S, "coefficients": svd.U.mT @ r}
+        diagnostics = spectrum(svd, r)
+        nan = float("nan")
+        self.info = {"eta": eta, "rank": rank, "cutoff": cutoff, "r_int": diagnostics.intersection_rank(),
+                     "r_eps": nan, "precision": nan, "phase": nan, "loss": float(loss)}
+        self.spectrum = diagnostics.as_dict()
         return theta_next

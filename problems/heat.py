@@ -19,7 +19,7 @@ class Heat(Problem):
 
     def point_sets(self, preset: str, generator: torch.Generator) -> PointSets:
         def interior(x, f):
-            return f.grad[:, 0] - 0.25 * f.lap
+            return f.grad[..., 0] - 0.25 * f.lap
 
         def initial(x, f):
             return f.u - torch.sin(PI * x[:, 1])
