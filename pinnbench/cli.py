@@ -93,6 +93,14 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="performance probe of the Jacobian/SVD core on this machine")
     probe.add_arguments(bench)
 
+    plot = sub.add_parser("plot", help="figures of one run")
+    plot_kinds = plot.add_subparsers(dest="figure", required=True, parser_class=_Parser)
+    spectrum = plot_kinds.add_parser("spectrum", help="singular values, RCE, precision, sqrt(loss) and cutoff "
+                                     "rank at chosen steps, and the loss curve with phase changes")
+    spectrum.add_argument("run", help="a run file (.npz) of an SVD-based optimizer")
+    spectrum.add_argument("--steps", nargs="+", type=int, help="steps to draw (default: around phase changes)")
+    spectrum.add_argument("--out", help="output path without extension (default: next to the run file)")
+
     report = sub.add_parser("report", help="tables, figures, time-to-target and profiles of a results folder")
     report.add_argument("results", nargs="?", default="results", help="results folder (default: results/)")
     report.add_argument("--format", nargs="+", choices=("md", "latex", "html"), default=["md", "html"],
@@ -199,6 +207,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .plot_spectrum import plot_spectrum
+    run = Path(args.run)
+    if not run.is_file():
+        raise PinnbenchError(f"run file {args.run!r} not found: expected a .npz file of a results folder")
+    paths = plot_spectrum(run, args.steps, args.out or run.with_suffix("").as_posix() + "-spectrum")
+    print(f"pinnbench: wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
     if not Path(args.results).is_dir():
@@ -229,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         for plugin in getattr(args, "plugin", []):
             load_plugin(Path(plugin))
-        commands = {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report, "bench": _cmd_bench,
+        commands = {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report, "bench": _cmd_bench, "plot": _cmd_plot,
                     "compare": _cmd_compare}
         return commands[args.command](args)
     except PinnbenchError as exc:

@@ -132,3 +132,13 @@ def test_run_writes_the_report_and_report_command(tmp_path, capsys):
     assert list((tmp_path / "r").rglob("*.tex"))
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "results folder" in capsys.readouterr().err
+
+
+def test_plot_spectrum_of_an_anagram_run(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["run", "-p", "laplace2d", "-o", "anagram", "--steps", "12", "--out", str(out), "--no-report"]) == 0
+    (run,) = out.glob("*.npz")
+    assert main(["plot", "spectrum", str(run), "--out", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig.png").stat().st_size > 10_000 and (tmp_path / "fig.svg").is_file()
+    assert main(["plot", "spectrum", str(tmp_path / "missing.npz")]) == 2
+    assert "run file" in capsys.readouterr().err
