@@ -1,6 +1,8 @@
 """Checks shared by the backend tests: two records of the same run hold the same numbers."""
 from __future__ import annotations
 
+import numpy as np
+
 from pinnbench.store import RunRecord
 
 
@@ -12,7 +14,9 @@ def assert_same_results(a: RunRecord, b: RunRecord) -> None:
     """
     for key in ("run_key", "status", "stop_reason", "steps", "hparams"):
         assert a.manifest[key] == b.manifest[key], key
-    assert a.info_steps == b.info_steps and a.info == b.info
+    assert a.info_steps == b.info_steps and a.info.keys() == b.info.keys()
+    for key in a.info:  # NaN is a legitimate recorded value (a scalar that does not apply): equal to itself here
+        np.testing.assert_array_equal(np.asarray(a.info[key]), np.asarray(b.info[key]), err_msg=key)
     points = [{step: tuple(r.trajectory[c][i] for c in ("loss", "l2_abs", "l2_rel", "residual_evals",
                                                         "gradient_evals", "jacobian_evals"))
                for i, step in enumerate(r.trajectory["step"])} for r in (a, b)]
