@@ -113,8 +113,9 @@ def plot_spectrum(source, steps: Sequence[int] | None = None, out: str | Path = 
     for ax in flat[n_panels:]:
         ax.set_visible(False)
     handles, labels = flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), frameon=False)
+    legend_rows = math.ceil(len(labels) / 5)
+    fig.tight_layout(rect=(0, min(0.4, 0.3 * legend_rows / fig.get_figheight()), 1, 1))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = []
