@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from pinnbench import Converged, Optimizer, PinnbenchError, register_optimizer
-from pinnbench.linalg import thin_svd, truncated_solve
+from pinnbench.linalg import rank_above, relative_cutoff, thin_svd, truncated_solve
 from pinnbench.linesearch import grid_line_search
 from pinnbench.spectral import spectrum
 
@@ -46,7 +46,8 @@ class AMStraMGRAM(Optimizer):
 
     def __init__(self, precision_start: float = 1e-12, precision_factor: float = 1e-2,
                  precision_final: float = 1e-12, dual_cutoffs: bool = True, rmax_increment: int = 1,
-                 ignition_ratio: float = 0.9, line_search_steps: int = 31) -> None:
+                 ignition_ratio: float = 0.9, line_search_steps: int = 31,
+                 cutoff: float | str | None = None) -> None:
         if not 0.0 < precision_factor < 1.0:
             raise PinnbenchError(f"amstramgram: precision_factor must lie in (0, 1), got {precision_factor}")
         if not 0.0 < precision_final <= precision_start:
@@ -56,6 +57,9 @@ class AMStraMGRAM(Optimizer):
             raise PinnbenchError(f"amstramgram: rmax_increment must be >= 0, got {rmax_increment}")
         if not 0.0 < ignition_ratio <= 1.0:
             raise PinnbenchError(f"amstramgram: ignition_ratio must lie in (0, 1], got {ignition_ratio}")
+        if not (cutoff is None or cutoff == "relative" or (isinstance(cutoff, float) and cutoff > 0)):
+            raise PinnbenchError(f"amstramgram: cutoff must be None, 'relative' or a positive float, got {cutoff!r}")
+        self.cutoff = cutoff
         self.precision_start = precision_start
         self.precision_factor = precision_factor
         self.precision_final = precision_final
@@ -89,9 +93,13 @@ class AMStraMGRAM(Optimizer):
             if not self._next_stage():
                 raise Converged(f"RCE_0 = {float(diagnostics.rce[0]):.3e} <= final precision {self.precision:.1e}")
             r_eps = diagnostics.precision_rank(self.precision)
+        cap = diagnostics.size
+        if self.cutoff is not None:
+            alpha = relative_cutoff(svd, objective.n_params) if self.cutoff == "relative" else self.cutoff
+            cap = rank_above(svd, alpha)
         phase = PHASE_INTERSECTION if r_int < r_eps else PHASE_FLATTENING
-        r_min = max(1, min(r_int, r_eps))
-        self.r_max = min(max(self.r_max, r_min, r_int), diagnostics.size)
+        r_min = max(1, min(r_int, r_eps, cap))
+        self.r_max = min(max(self.r_max, r_min, min(r_int, cap)), diagnostics.size)
         candidates = [r_min, self.r_max] if self.dual_cutoffs and self.r_max != r_min else [r_min]
         best = None
         for rank in candidates:

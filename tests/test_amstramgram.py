@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import pinnbench
-from pinnbench.linalg import thin_svd, truncated_solve
+from pinnbench.linalg import rank_above, relative_cutoff, thin_svd, truncated_solve
 from pinnbench.linesearch import grid_line_search
 from pinnbench.spectral import spectrum
 
@@ -104,6 +104,24 @@ def test_dual_cutoff_step_is_never_worse_than_either_candidate():
     assert compared > 0  # the dual case did occur
 
 
+@pytest.mark.parametrize("cutoff", ["relative", 0.5])
+def test_cutoff_caps_the_principal_rank_at_the_anagram_rank(cutoff):
+    inst = pinnbench.build("laplace2d", 6865, "quick")
+    obj, theta = inst.objective, inst.theta0
+    opt = pinnbench.get_optimizer("amstramgram", cutoff=cutoff)
+    opt.reset(obj, theta)
+    capped = 0
+    for _ in range(8):
+        svd = thin_svd(obj.jacobian(theta)[0])
+        alpha = relative_cutoff(svd, obj.n_params) if cutoff == "relative" else cutoff
+        cap = rank_above(svd, alpha)
+        theta = opt.step(obj, theta)
+        info = opt.info
+        assert info["r_min"] == max(1, min(info["r_int"], info["r_eps"], cap))
+        capped += info["r_int"] > cap
+    assert capped > 0 or cutoff == "relative"  # 0.5 binds within 8 steps; the relative cutoff later
+
+
 def test_diagnostics_published_each_step():
     inst = pinnbench.build("laplace2d", 6865, "quick")
     obj, theta = inst.objective, inst.theta0
@@ -121,7 +139,8 @@ def test_diagnostics_published_each_step():
 
 
 @pytest.mark.parametrize("bad", [{"precision_factor": 1.5}, {"precision_start": 1e-12, "precision_final": 1e-6},
-                                 {"rmax_increment": -1}, {"ignition_ratio": 0.0}])
+                                 {"rmax_increment": -1}, {"ignition_ratio": 0.0}, {"cutoff": -1.0},
+                                 {"cutoff": "absolute"}])
 def test_rejects_bad_hyperparameters(bad):
     with pytest.raises(pinnbench.PinnbenchError):
         pinnbench.get_optimizer("amstramgram", **bad)

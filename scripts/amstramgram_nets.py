@@ -1,7 +1,7 @@
 """Problem variants with the nets of the AMStraMGRAM study in pinnbench (docs/amstramgram.md).
 
 The AMStraMGRAM paper does not publish its nets. These variants keep each problem's PDE, point sets, evaluation
-and ANaGRAM defaults and change only the net. Load with ``--plugin benchmarks/amstramgram/nets.py``.
+and ANaGRAM defaults and change only the net. Load with ``--plugin scripts/amstramgram_nets.py``.
 """
 from pinnbench import get_problem, register_problem
 
