@@ -16,7 +16,8 @@ singular values) and the precision rank r_ε (RCE meets the precision line ε). 
 - dual cutoffs: a second candidate rank ``r_max`` from the same SVD. It never decreases (ascent: it follows the
   largest r_int and r_min seen) and grows by ``rmax_increment`` after every step whose loss ratio (new/old)
   exceeds ``ignition_ratio`` (the fix against ignition failure). Both directions are line-searched on the
-  2^-k grid and the step with the lower loss is kept.
+  2^-k grid and the step with the lower loss is kept;
+- optional cap (``cutoff``): r_min and the ascent of r_max never exceed ANaGRAM's rank #{s_i >= α}.
 """
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ class AMStraMGRAM(Optimizer):
     rmax_increment: added to r_max after a step whose loss ratio exceeds ``ignition_ratio``.
     ignition_ratio: the loss ratio (after/before a step) above which the step counts as not ignited.
     line_search_steps: the grid η = 2^-k, k = 0..line_search_steps-1.
+    cutoff: None (no cap), "relative" (ANaGRAM's sqrt(eps·P)·s_max) or a number α: r_min and the ascent of r_max
+        are capped at #{s_i >= α}, ANaGRAM's rank (laplace5d's default is "relative").
     """
 
     def __init__(self, precision_start: float = 1e-12, precision_factor: float = 1e-2,
@@ -57,7 +60,8 @@ class AMStraMGRAM(Optimizer):
             raise PinnbenchError(f"amstramgram: rmax_increment must be >= 0, got {rmax_increment}")
         if not 0.0 < ignition_ratio <= 1.0:
             raise PinnbenchError(f"amstramgram: ignition_ratio must lie in (0, 1], got {ignition_ratio}")
-        if not (cutoff is None or cutoff == "relative" or (isinstance(cutoff, float) and cutoff > 0)):
+        numeric = isinstance(cutoff, (int, float)) and not isinstance(cutoff, bool)
+        if not (cutoff is None or cutoff == "relative" or (numeric and cutoff > 0)):
             raise PinnbenchError(f"amstramgram: cutoff must be None, 'relative' or a positive float, got {cutoff!r}")
         self.cutoff = cutoff
         self.precision_start = precision_start

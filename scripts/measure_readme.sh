@@ -21,3 +21,6 @@ start=$(date +%s)
 pinnbench run --all --protocol "$quick" --out results/quick --no-resume > docs/measurements/quick-all.txt
 echo "wall time of 'pinnbench run --all --protocol $quick': $(( $(date +%s) - start )) s" >> docs/measurements/quick-all.txt
 rm -rf docs/quick-report && cp -r results/quick/report docs/quick-report
+# Issue 4: the AMStraMGRAM study (its own protocol file, one thread per run) with its table and spectrum figure.
+bash scripts/amstramgram_study.sh results/amstramgram > docs/measurements/amstramgram-study.txt
+cp results/amstramgram/amstramgram_laplace2d_spectrum.png docs/figures/
