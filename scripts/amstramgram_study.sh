@@ -16,8 +16,10 @@ RUN=("$PY" -m pinnbench run --protocol protocols/amstramgram-study.toml --plugin
 # heat: the study net [2,64,64,1] up to 300 steps (ANaGRAM's cost on it), and the ANaGRAM net [2,64,1] up to 2001
 "${RUN[@]}" -p heat_w64x2 -o amstramgram anagram --steps 300 --out "$OUT/heat_w64x2"
 "${RUN[@]}" -p heat -o amstramgram anagram --steps 2001 --out "$OUT/heat"
-# laplace5d: the ANaGRAM net [5,64,1], equal steps for both optimizers (amstramgram's laplace5d defaults)
+# laplace5d: the ANaGRAM net [5,64,1], equal steps for both optimizers (amstramgram's laplace5d defaults): 300, and
+# the paper protocol's 1001
 "${RUN[@]}" -p laplace5d -o amstramgram anagram --steps 300 --out "$OUT/laplace5d"
+"${RUN[@]}" -p laplace5d -o amstramgram anagram --steps 1001 --out "$OUT/laplace5d1001"
 
 "$PY" scripts/amstramgram_table.py "$OUT"
 # the spectrum figure of docs/amstramgram.md and the README (laplace2d_w64, seed 6865)

@@ -2,25 +2,23 @@
 
 Usage: python scripts/amstramgram_table.py [RESULTS_DIR]   (default results/amstramgram, as scripts/amstramgram_study.sh)
 
-One row per (problem variant, optimizer): the net, the number of runs, steps and optimizer seconds (mean over
-seeds), final train loss and absolute L2 error (mean ± std over seeds, ddof=0), and the AMStraMGRAM study's
+One row per (problem variant, optimizer, step cap): the net, the number of runs, steps and optimizer seconds (mean
+over seeds), final train loss and absolute L2 error (mean ± std over seeds, ddof=0), and the AMStraMGRAM study's
 published mean ± std for the base problem (the paper's nets are not published, so the nets differ).
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
-from pinnbench import get_problem
-from pinnbench.registry import load_plugin
 from pinnbench.report.published import published_frame
 from pinnbench.store import load_runs
 
 BASE_PROBLEMS = ("laplace2d", "heat", "laplace5d")
-NETS_PLUGIN = Path(__file__).with_name("amstramgram_nets.py")
 
 
 def base_problem(name: str) -> str:
@@ -34,22 +32,23 @@ def mean_std(values: pd.Series) -> str:
 
 def study_table(results: Path) -> str:
     """The markdown table of every run file under ``results``."""
-    load_plugin(NETS_PLUGIN)
     runs = load_runs(results)
+    manifests = runs["manifest"].map(json.loads)
+    runs["cap"] = manifests.map(lambda m: m["max_steps"])
+    runs["net"] = manifests.map(lambda m: "x".join(map(str, m["layers"])))
     published = published_frame().set_index(["problem", "optimizer", "metric"])
     rows = []
-    for (problem, optimizer), group in runs.groupby(["problem", "optimizer"], sort=False):
+    for (problem, net, optimizer, cap), group in runs.groupby(["problem", "net", "optimizer", "cap"]):
         base = base_problem(problem)
-        layers = getattr(get_problem(problem), "layers", ())
         paper = []
         for metric in ("loss", "l2_abs"):
             key = (base, group["optimizer_name"].iloc[0], metric)
             paper.append(f"{published.loc[key, 'mean']:.2e}" if key in published.index else "—")
         statuses = ", ".join(f"{n} {s}" for s, n in group["stop_reason"].value_counts().items())
-        rows.append([base, "x".join(map(str, layers)), optimizer, len(group), f"{group['steps'].mean():.0f}",
+        rows.append([base, net, optimizer, len(group), cap, f"{group['steps'].mean():.0f}",
                      statuses, f"{group['time'].mean():.0f}", mean_std(group["loss"]), mean_std(group["l2_abs"]),
                      paper[0], paper[1]])
-    headers = ["problem", "net", "optimizer", "runs", "steps (mean)", "stopped by", "time s (mean)",
+    headers = ["problem", "net", "optimizer", "runs", "step cap", "steps (mean)", "stopped by", "time s (mean)",
                "train loss", "L2 abs", "paper loss", "paper L2"]
     return tabulate(rows, headers, tablefmt="github")
 
