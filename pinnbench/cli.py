@@ -61,11 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-p", "--problems", nargs="+", metavar="NAME", help="problems to run")
     run.add_argument("-o", "--optimizers", nargs="+", metavar="NAME[:k=v,...]",
                      help="optimizers to run, with hyperparameters: -o anagram:cutoff=1e-7 adam")
-    run.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="seeds (default: the protocol's)")
-    run.add_argument("--budget", help="optimizer time per run, e.g. 30s, 5m (overrides the protocol)")
-    run.add_argument("--steps", type=int, help="step cap per run (overrides the protocol)")
-    run.add_argument("--protocol", default="quick", help="quick (default), paper, or a .toml/.json protocol file")
-    run.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides the protocol)")
+    _add_protocol_options(run)
     run.add_argument("--out", default="results", help="results folder (default: results/)")
     run.add_argument("--plugin", action="append", default=[], help=plugin_help)
     run.add_argument("--no-resume", action="store_true", help="re-run runs already in the results folder")
@@ -78,11 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--against", nargs="+", metavar="NAME[:k=v,...]",
                          help="baseline optimizers (default: every registered optimizer not in PLUGIN.py)")
     compare.add_argument("-p", "--problems", nargs="+", metavar="NAME", help="problems (default: the protocol's)")
-    compare.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="seeds (default: the protocol's)")
-    compare.add_argument("--budget", help="optimizer time per run, e.g. 30s (overrides the protocol)")
-    compare.add_argument("--steps", type=int, help="step cap per run (overrides the protocol)")
-    compare.add_argument("--protocol", default="quick", help="quick (default), paper, or a protocol file")
-    compare.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides the protocol)")
+    _add_protocol_options(compare)
     compare.add_argument("--out", default="results", help="results folder holding the baselines (default: results/)")
     compare.add_argument("--report", help="report folder (default: <out>/compare-<optimizer>/)")
     compare.add_argument("--no-report", action="store_true", help="print the summary table only")
@@ -110,6 +102,15 @@ def _parser() -> argparse.ArgumentParser:
                         help="error metric of tables and figures (default: l2_abs, the papers' absolute RMS)")
     report.add_argument("--no-figures", action="store_true", help="tables only (faster)")
     return parser
+
+
+def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
+    """The protocol and the settings a command line may override in it (run, compare)."""
+    parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="seeds (default: the protocol's)")
+    parser.add_argument("--budget", help="optimizer time per run, e.g. 30s, 5m (overrides the protocol)")
+    parser.add_argument("--steps", type=int, help="step cap per run (overrides the protocol)")
+    parser.add_argument("--protocol", default="quick", help="quick (default), paper, or a .toml/.json protocol file")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides the protocol)")
 
 
 def _add_execution_options(parser: argparse.ArgumentParser) -> None:

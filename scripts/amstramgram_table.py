@@ -8,13 +8,13 @@ published mean ± std for the base problem (the paper's nets are not published, 
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
+from pinnbench.report.manifest import parse_manifest
 from pinnbench.report.published import published_frame
 from pinnbench.store import load_runs
 
@@ -33,7 +33,7 @@ def mean_std(values: pd.Series) -> str:
 def study_table(results: Path) -> str:
     """The markdown table of every run file under ``results``."""
     runs = load_runs(results)
-    manifests = runs["manifest"].map(json.loads)
+    manifests = runs["manifest"].map(parse_manifest)
     runs["cap"] = manifests.map(lambda m: m["max_steps"])
     runs["net"] = manifests.map(lambda m: "x".join(map(str, m["layers"])))
     published = published_frame().set_index(["problem", "optimizer", "metric"])
