@@ -53,7 +53,7 @@ def run(problems: str | Iterable[str] | None = None,
                                                                       or entries("problem"))
     chosen = [optimizers] if isinstance(optimizers, str) else list(optimizers or proto.optimizers
                                                                    or entries("optimizer"))
-    specs = grid(problem_names, _optimizer_pairs(chosen), proto.seeds)
+    specs = grid(problem_names, _optimizer_pairs(chosen), proto.seeds, proto)
     with make_backend(jobs, scheduler, scheduler_file, _grace(grace), retries) as backend:
         result = run_suite(specs, proto, out, resume=resume, progress=Progress() if progress else None,
                            backend=backend)

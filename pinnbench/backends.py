@@ -285,7 +285,7 @@ class DaskBackend(Backend):
         pending = as_completed(loop=self.client.loop)
 
         def submit(spec: RunSpec) -> None:
-            identity = identity_manifest(spec, protocol, resolved_hparams(spec))
+            identity = identity_manifest(spec, protocol, resolved_hparams(spec, protocol))
             future = self.client.submit(run_on_dask_worker, spec, protocol, {**base, "identity": identity},
                                         key=f"pinnbench-{identity['run_id']}-{os.urandom(4).hex()}", pure=False)
             futures[future] = spec

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -48,6 +49,19 @@ def parse_optimizer(text: str) -> tuple[str, dict[str, Any]]:
     return name.strip(), hparams
 
 
+def parse_problem(text: str) -> tuple[str, tuple[int, ...] | None]:
+    """``name`` or ``name:net=2,64,64,1`` (widths separated by ',', 'x' or '-') -> (name, net or None)."""
+    name, sep, rest = text.partition(":")
+    if not sep:
+        return name.strip(), None
+    key, eq, value = rest.partition("=")
+    widths = [w for w in re.split(r"[,x-]", value.strip()) if w]
+    if key.strip() != "net" or not eq or not widths or not all(w.isdigit() for w in widths):
+        raise PinnbenchError(f"invalid problem setting {text!r}: expected NAME or NAME:net=W0,W1,...,WL "
+                             "(positive integer widths, e.g. laplace2d:net=2,64,64,1)")
+    return name.strip(), tuple(int(w) for w in widths)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pinnbench", description="Benchmark optimizers for physics-informed neural networks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -58,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a grid of problem x optimizer x seed under a protocol")
     run.add_argument("--all", action="store_true", help="every problem and optimizer of the protocol")
-    run.add_argument("-p", "--problems", nargs="+", metavar="NAME", help="problems to run")
+    run.add_argument("-p", "--problems", nargs="+", metavar="NAME[:net=W,...]",
+                     help="problems to run, optionally with a net: -p laplace2d:net=2,64,64,1 heat")
     run.add_argument("-o", "--optimizers", nargs="+", metavar="NAME[:k=v,...]",
                      help="optimizers to run, with hyperparameters: -o anagram:cutoff=1e-7 adam")
     _add_protocol_options(run)
@@ -153,11 +168,11 @@ def _protocol(args: argparse.Namespace) -> Protocol:
     protocol = load_protocol(args.protocol)
     changes: dict[str, Any] = {}
     if args.budget is not None:
-        changes.update(budget=parse_duration(args.budget), suite_budget=None)
+        changes.update(budget=parse_duration(args.budget), suite_budget=None, problem_budgets=())
     if args.steps is not None:
         if args.steps < 1:
             raise PinnbenchError(f"invalid --steps {args.steps}: expected a positive integer")
-        changes["steps"] = args.steps
+        changes.update(steps=args.steps, problem_steps=())
     if args.device is not None:
         changes["device"] = args.device
     if args.seeds:
@@ -169,9 +184,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     protocol = _protocol(args)
     if not (args.all or args.problems or args.optimizers):
         raise PinnbenchError("choose what to run: --all, or -p PROBLEM... and/or -o OPTIMIZER...")
-    problems = args.problems or list(protocol.problems or entries("problem"))
+    problems = [parse_problem(p) for p in args.problems or protocol.problems or entries("problem")]
     optimizers = [parse_optimizer(o) for o in (args.optimizers or protocol.optimizers or entries("optimizer"))]
-    specs = grid(problems, optimizers, protocol.seeds)
+    specs = grid(problems, optimizers, protocol.seeds, protocol)
     with _backend(args, protocol) as backend:
         print(f"pinnbench: {len(specs)} runs ({len(problems)} problems x {len(optimizers)} optimizers x "
               f"{len(protocol.seeds)} seeds), protocol {protocol.name} [{protocol.protocol_id}], "

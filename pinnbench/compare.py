@@ -99,9 +99,9 @@ def compare_plugin(plugin_file: str | Path, protocol: Protocol, out: str | Path 
     baselines = against if against is not None else [
         (name, {}) for name in (protocol.optimizers or entries("optimizer")) if name not in new]
     problems = list(problems or protocol.problems or entries("problem"))
-    baseline_specs = grid(problems, baselines, protocol.seeds)
+    baseline_specs = grid(problems, baselines, protocol.seeds, protocol)
     fair = effective_protocol(protocol, len(baseline_specs)).replace(suite_budget=None)
-    specs = grid(problems, [(name, {}) for name in new], protocol.seeds) + baseline_specs
+    specs = grid(problems, [(name, {}) for name in new], protocol.seeds, protocol) + baseline_specs
     backend = backend or SequentialBackend()
     machines = backend.machines()
     names = ", ".join(dict.fromkeys(spec.label for spec in baseline_specs)) or "nothing"

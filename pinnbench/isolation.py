@@ -240,7 +240,7 @@ class IsolatedWorker:
         """
         import torch
 
-        grace = default_grace(protocol.budget) if grace is None else grace
+        grace = default_grace(protocol.budget_for(spec.problem)) if grace is None else grace
         request = {"plugins": plugin_sources() if plugins is None else tuple(plugins),
                    "dtype": default_dtype or str(torch.get_default_dtype()).removeprefix("torch."),
                    "identity": identity, "on_point": on_point}
@@ -269,7 +269,8 @@ class IsolatedWorker:
             self._conn.send(("run", spec, protocol, request["plugins"], self.execution, request["dtype"]))
         except OSError:  # it died already: seen below
             pass
-        limit = protocol.budget + grace
+        budget = protocol.budget_for(spec.problem)
+        limit = budget + grace
         harness_limit = max(limit, HARNESS_STRETCH_SECONDS)
         manifest: dict[str, Any] | None = request["identity"]
         points: list[dict[str, float]] = []
@@ -306,7 +307,7 @@ class IsolatedWorker:
             phase, clock, since, _ = self._heartbeat.read()
             inside = time.monotonic() - since
             if phase == TIMED and clock + inside > limit:
-                error = (f"stopped after {clock + inside:.1f} s of optimizer time: budget {protocol.budget:g} s "
+                error = (f"stopped after {clock + inside:.1f} s of optimizer time: budget {budget:g} s "
                          f"+ grace {grace:g} s exceeded")
                 charged = clock + inside
             elif phase == UNTIMED and inside > harness_limit:

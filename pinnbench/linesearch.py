@@ -1,4 +1,4 @@
-"""The 2^-k grid line search shared by ANaGRAM, AMStraMGRAM, E-NGD and gradient descent baselines."""
+"""Grid line searches: the 2^-k grid of ANaGRAM, E-NGD and gradient descent, and AMStraMGRAM's 0.5^(e·t²) grid."""
 from __future__ import annotations
 
 import torch
@@ -9,14 +9,25 @@ def step_grid(n: int = 31, dtype: torch.dtype = torch.float64, device: torch.dev
     return torch.pow(2.0, -torch.arange(n, dtype=dtype, device=device))
 
 
-def grid_line_search(objective, theta: torch.Tensor, direction: torch.Tensor, n: int = 31
-                     ) -> tuple[float, torch.Tensor, torch.Tensor]:
-    """Evaluate the loss at θ - η d for every η = 2^-k and take the argmin unconditionally.
+def squared_exponent_grid(points: int = 101, exponent: float = 60.0, dtype: torch.dtype = torch.float64,
+                          device: torch.device | str = "cpu") -> torch.Tensor:
+    """η = 0.5^(exponent·t²) for t = 0, 1/(points-1), ..., 1: from 1 down to 2^-exponent, dense near η = 1.
 
-    All step sizes are evaluated in one batched forward pass. Non-finite losses never win.
-    Returns (η*, θ - η* d, loss at θ - η* d).
+    The grid of the AMStraMGRAM author's code (IloneM/Beyond-PINNs, ``run_amstramgram``: 101 points, exponent 60).
     """
-    etas = step_grid(n, theta.dtype, theta.device)
+    t = torch.linspace(0.0, 1.0, points, dtype=dtype, device=device)
+    return torch.pow(0.5, exponent * t * t)
+
+
+def grid_line_search(objective, theta: torch.Tensor, direction: torch.Tensor, n: int = 31,
+                     etas: torch.Tensor | None = None) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """Evaluate the loss at θ - η d for every η of the grid and take the argmin unconditionally.
+
+    The grid is η = 2^-k, k = 0..n-1, unless ``etas`` gives another one. All step sizes are evaluated in one
+    batched forward pass. Non-finite losses never win. Returns (η*, θ - η* d, loss at θ - η* d).
+    """
+    if etas is None:
+        etas = step_grid(n, theta.dtype, theta.device)
     candidates = theta.unsqueeze(0) - etas.unsqueeze(1) * direction.unsqueeze(0)
     losses = objective.losses(candidates)
     losses = torch.where(torch.isfinite(losses), losses, torch.full_like(losses, float("inf")))

@@ -46,6 +46,12 @@ class Protocol:
     budget: optimizer seconds per run (evaluation is never charged). steps: a step cap per run; None takes the
     optimizer's published count if it has one, else the problem's. suite_budget: if set, a suite of n runs gives
     each at most suite_budget / n seconds, so a whole suite keeps to its time as problems and optimizers are added.
+    nets: (problem, layers) pairs, the net each named problem trains instead of its default.
+    problem_steps: (problem, steps) pairs that replace the problem's published step count (an optimizer with a
+    published count of its own, Adam or SSBroyden, keeps it; ``steps`` overrides both).
+    problem_budgets: (problem, seconds) pairs, a budget per problem that takes precedence over ``budget``.
+    hyperparameters: (optimizer, problem, ((key, value), ...)) triples, settings pinned for one optimizer on one
+    problem (on top of the problem's published defaults; the user's settings still win).
     """
 
     name: str = "quick"
@@ -61,7 +67,27 @@ class Protocol:
     suite_budget: float | None = None
     problems: tuple[str, ...] | None = None
     optimizers: tuple[str, ...] | None = None
+    nets: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    problem_steps: tuple[tuple[str, int], ...] = ()
+    problem_budgets: tuple[tuple[str, float], ...] = ()
+    hyperparameters: tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...] = ()
     description: str = field(default="", compare=False)
+
+    def net_for(self, problem: str) -> tuple[int, ...] | None:
+        """The net this protocol pins for ``problem`` (None: the problem's default)."""
+        return dict(self.nets).get(problem)
+
+    def steps_for(self, problem: str) -> int | None:
+        """The step count this protocol gives ``problem`` in place of its published one (None: none)."""
+        return dict(self.problem_steps).get(problem)
+
+    def budget_for(self, problem: str) -> float:
+        """The budget of ``problem``: its own entry in ``problem_budgets``, else ``budget``."""
+        return dict(self.problem_budgets).get(problem, self.budget)
+
+    def hyperparameters_for(self, optimizer: str, problem: str) -> dict[str, Any]:
+        """The settings this protocol pins for ``optimizer`` on ``problem``."""
+        return {k: v for o, p, items in self.hyperparameters if o == optimizer and p == problem for k, v in items}
 
     def replace(self, **changes: Any) -> "Protocol":
         return _validated(dataclasses.replace(self, **changes))
@@ -69,8 +95,11 @@ class Protocol:
     @property
     def comparable_settings(self) -> dict[str, Any]:
         """The settings that decide whether two runs are comparable (seeds and name excluded)."""
-        return {k: getattr(self, k) for k in ("budget", "steps", "points", "device", "dtype", "threads",
-                                              "derivatives")}
+        settings = {k: getattr(self, k) for k in ("budget", "steps", "points", "device", "dtype", "threads",
+                                                  "derivatives")}
+        per_problem = ("nets", "problem_steps", "problem_budgets", "hyperparameters")
+        settings.update({k: getattr(self, k) for k in per_problem if getattr(self, k)})  # empty: ids unchanged
+        return settings
 
     @property
     def protocol_id(self) -> str:
@@ -89,6 +118,16 @@ PRESETS: dict[str, Protocol] = {
     "paper": Protocol(
         name="paper", seeds=PAPER_SEEDS, budget=1800.0, points="paper",
         description="the papers' ten seeds, point sets, nets and step counts; 30 min per run at most"),
+    "amstramgram": Protocol(
+        name="amstramgram", seeds=PAPER_SEEDS[:3], budget=300.0, points="paper", threads=1, diagnostics_every=5,
+        optimizers=("amstramgram", "anagram", "ssbroyden"),
+        nets=(("heat", (2, 32, 32, 1)), ("laplace2d", (2, 32, 32, 1))),
+        problem_steps=(("laplace5d", 100),),
+        problem_budgets=(("heat", 120.0), ("laplace2d", 240.0), ("laplace5d", 600.0)),
+        hyperparameters=(("amstramgram", "heat", (("precision", 1e-14),)),
+                         ("amstramgram", "laplace2d", (("precision", 1e-14),))),
+        description="the AMStraMGRAM study: paper points, 3 seeds, 1 thread; laplace2d and heat on [2,32,32,1] "
+                    "(P > N, the machine-precision regime) with precision 1e-14; laplace5d at 100 equal steps"),
 }
 
 _FIELDS = {f.name for f in dataclasses.fields(Protocol)} | {"extends"}
@@ -113,7 +152,30 @@ def _validated(p: Protocol) -> Protocol:
         raise bad("derivatives", p.derivatives, "taylor, generic")
     if not isinstance(p.diagnostics_every, int) or p.diagnostics_every < 1:
         raise bad("diagnostics_every", p.diagnostics_every, "a positive integer")
+    for problem, layers in p.nets:
+        if len(layers) < 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in layers):
+            raise bad(f"nets.{problem}", list(layers), "a list of at least two positive integers, e.g. [2, 64, 1]")
+    for problem, steps in p.problem_steps:
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise bad(f"problem_steps.{problem}", steps, "a positive integer")
     return p
+
+
+def _pairs(table: Any, key: str, source: str) -> tuple[tuple[str, Any], ...]:
+    """A TOML/JSON table {problem: value} as sorted (problem, value) pairs (lists become tuples)."""
+    if not isinstance(table, dict):
+        raise PinnbenchError(f"protocol {source!r}: {key} must be a table of problem = value")
+    return tuple(sorted((str(k), tuple(v) if isinstance(v, list) else v) for k, v in table.items()))
+
+
+def _pinned(table: Any, source: str) -> tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...]:
+    """A table {optimizer: {problem: {key: value}}} as sorted (optimizer, problem, ((key, value), ...)) triples."""
+    if not isinstance(table, dict) or not all(isinstance(v, dict) and all(isinstance(h, dict) for h in v.values())
+                                               for v in table.values()):
+        raise PinnbenchError(f"protocol {source!r}: hyperparameters must be a table of "
+                             "optimizer.problem = {key = value}")
+    return tuple(sorted((str(o), str(p), tuple(sorted(h.items()))) for o, by_problem in table.items()
+                        for p, h in by_problem.items()))
 
 
 def load_protocol(spec: str | Path) -> Protocol:
@@ -145,6 +207,12 @@ def load_protocol(spec: str | Path) -> Protocol:
             if not isinstance(value, list):
                 raise PinnbenchError(f"protocol file {str(path)!r}: {key} must be a list")
             value = tuple(value)
+        elif key in ("nets", "problem_steps"):
+            value = _pairs(value, key, str(path))
+        elif key == "problem_budgets":
+            value = tuple((problem, parse_duration(v)) for problem, v in _pairs(value, key, str(path)))
+        elif key == "hyperparameters":
+            value = _pinned(value, str(path))
         changes[key] = value
     try:
         return PRESETS[base_name].replace(**changes)

@@ -43,12 +43,24 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of the grid: a problem, an optimizer with the user's hyperparameters, and a seed."""
+    """One run of the grid: a problem (with its net when it is not the problem's default), an optimizer with
+    the user's hyperparameters, and a seed."""
 
     problem: str
     optimizer: str
     seed: int
     hparams: tuple[tuple[str, Any], ...] = ()
+    net: tuple[int, ...] | None = None
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """The net the run trains: ``net``, else the problem's default."""
+        return self.net or tuple(get_problem(self.problem).layers)
+
+    @property
+    def problem_label(self) -> str:
+        """The problem's name, with its net when it is not the default: ``laplace2d[net=2-64-64-1]``."""
+        return self.problem if self.net is None else f"{self.problem}[net={net_text(self.net)}]"
 
     @property
     def label(self) -> str:
@@ -58,6 +70,11 @@ class RunSpec:
         return f"{self.optimizer}[{','.join(f'{k}={v}' for k, v in self.hparams)}]"
 
 
+def net_text(layers: Iterable[int]) -> str:
+    """``2-64-64-1``: how labels and tables write a net."""
+    return "-".join(str(int(n)) for n in layers)
+
+
 def evaluation_schedule(per_decade: int = 20) -> Callable[[int], bool]:
     """Steps 0..10, then ~``per_decade`` log-spaced steps per decade."""
     marks = {int(round(10 ** (i / per_decade))) for i in range(per_decade * 9)}
@@ -65,25 +82,28 @@ def evaluation_schedule(per_decade: int = 20) -> Callable[[int], bool]:
 
 
 def run_key(spec: RunSpec, hparams: dict[str, Any], protocol: Protocol) -> str:
-    """Identity of a run: problem, optimizer, resolved hyperparameters, seed, protocol settings, code version."""
-    blob = json.dumps({"problem": spec.problem, "optimizer": spec.optimizer, "hparams": hparams,
-                       "seed": spec.seed, "protocol_id": protocol.protocol_id, "code": code_version()},
+    """Identity of a run: problem, net, optimizer, resolved hyperparameters, seed, protocol settings, code."""
+    blob = json.dumps({"problem": spec.problem, "net": list(spec.layers), "optimizer": spec.optimizer,
+                       "hparams": hparams, "seed": spec.seed, "protocol_id": protocol.protocol_id, "code": code_version()},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def resolve_hparams(spec: RunSpec) -> dict[str, Any]:
-    """The problem's published defaults for this optimizer, overridden by the user's settings."""
+def resolve_hparams(spec: RunSpec, protocol: Protocol | None = None) -> dict[str, Any]:
+    """The problem's published defaults for this optimizer, then the protocol's settings for this (optimizer,
+    problem), overridden by the user's settings."""
     problem = get_problem(spec.problem)
-    return {**problem.optimizer_defaults.get(spec.optimizer, {}), **dict(spec.hparams)}
+    pinned = protocol.hyperparameters_for(spec.optimizer, spec.problem) if protocol is not None else {}
+    return {**problem.optimizer_defaults.get(spec.optimizer, {}), **pinned, **dict(spec.hparams)}
 
 
 def step_cap(spec: RunSpec, protocol: Protocol) -> int | None:
-    """protocol.steps, else the optimizer's published step count, else the problem's."""
+    """protocol.steps, else the optimizer's published step count, else the protocol's count for the problem
+    (``problem_steps``), else the problem's published count."""
     if protocol.steps is not None:
         return protocol.steps
     optimizer_steps = getattr(entries("optimizer")[spec.optimizer].cls, "paper_steps", None)
-    return optimizer_steps or get_problem(spec.problem).paper_steps
+    return optimizer_steps or protocol.steps_for(spec.problem) or get_problem(spec.problem).paper_steps
 
 
 def _sync(device: torch.device) -> None:
@@ -135,28 +155,29 @@ def execution_facts(**given: Any) -> dict[str, Any]:
 def identity_manifest(spec: RunSpec, protocol: Protocol, hparams: dict[str, Any]) -> dict[str, Any]:
     """The part of a manifest known before the run starts: what runs, under which protocol, its key."""
     key = run_key(spec, hparams, protocol)
-    return {"run_id": key[:12], "run_key": key, "problem": spec.problem, "optimizer": spec.label,
+    return {"run_id": key[:12], "run_key": key, "problem": spec.problem_label, "problem_name": spec.problem,
+            "net": list(spec.layers), "optimizer": spec.label,
             "optimizer_name": spec.optimizer, "seed": spec.seed, "hparams": hparams,
             "user_hparams": dict(spec.hparams), "protocol": protocol.name, "protocol_id": protocol.protocol_id,
             "protocol_settings": protocol.as_dict(), "device": protocol.device, "max_steps": step_cap(spec, protocol),
-            "budget": protocol.budget, "code_version": code_version()}
+            "budget": protocol.budget_for(spec.problem), "code_version": code_version()}
 
 
-def resolved_hparams(spec: RunSpec) -> dict[str, Any]:
+def resolved_hparams(spec: RunSpec, protocol: Protocol | None = None) -> dict[str, Any]:
     """The hyperparameters an instance of the spec's optimizer ends up with (defaults filled in)."""
-    return get_optimizer(spec.optimizer, **resolve_hparams(spec)).get_hyperparameters()
+    return get_optimizer(spec.optimizer, **resolve_hparams(spec, protocol)).get_hyperparameters()
 
 
 def spec_key(spec: RunSpec, protocol: Protocol) -> str:
     """The run key of ``spec`` under ``protocol``."""
-    return run_key(spec, resolved_hparams(spec), protocol)
+    return run_key(spec, resolved_hparams(spec, protocol), protocol)
 
 
 def failed_record(spec: RunSpec, protocol: Protocol, status: str, error: str,
                   manifest: dict[str, Any] | None = None, points: Iterable[dict[str, float]] = (),
                   steps: int = 0, clock: float = 0.0, execution: dict[str, Any] | None = None) -> RunRecord:
     """The record of a run that never returned its own (its process hung or died): what was seen of it."""
-    base = manifest or {**identity_manifest(spec, protocol, resolved_hparams(spec)),
+    base = manifest or {**identity_manifest(spec, protocol, resolved_hparams(spec, protocol)),
                         "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     record = RunRecord(manifest=dict(base))
     for point in points:
@@ -183,10 +204,10 @@ def execute(spec: RunSpec, protocol: Protocol, evaluate_every: float | None = No
     if protocol.threads:
         torch.set_num_threads(protocol.threads)
     seed_global_rngs(spec.seed)
-    hparams = resolve_hparams(spec)
+    hparams = resolve_hparams(spec, protocol)
     optimizer = get_optimizer(spec.optimizer, **hparams)
     resolved = optimizer.get_hyperparameters()
-    instance: ProblemInstance = build(spec.problem, spec.seed, protocol, device=str(device))
+    instance: ProblemInstance = build(spec.problem, spec.seed, protocol, device=str(device), layers=spec.layers)
     objective = instance.objective
     max_steps = step_cap(spec, protocol)
     record = RunRecord(manifest={
@@ -199,7 +220,8 @@ def execute(spec: RunSpec, protocol: Protocol, evaluate_every: float | None = No
     })
     observer.started(record.manifest)
     should_evaluate = evaluation_schedule()
-    interval = evaluate_every if evaluate_every is not None else protocol.budget / 100
+    budget = protocol.budget_for(spec.problem)
+    interval = evaluate_every if evaluate_every is not None else budget / 100
     theta = instance.theta0.clone()
     clock, step, last_eval = 0.0, 0, 0.0
     status, stop_reason, error = "ok", None, None
@@ -224,7 +246,7 @@ def execute(spec: RunSpec, protocol: Protocol, evaluate_every: float | None = No
         _sync(device)
         clock += time.perf_counter() - start
         observer.untimed(clock, step)
-        while (max_steps is None or step < max_steps) and clock < protocol.budget:
+        while (max_steps is None or step < max_steps) and clock < budget:
             observer.timed(clock, step)
             _sync(device)
             start = time.perf_counter()
@@ -251,7 +273,7 @@ def execute(spec: RunSpec, protocol: Protocol, evaluate_every: float | None = No
                     status = "diverged"
                     break
         else:
-            stop_reason = "budget" if clock >= protocol.budget else "steps"
+            stop_reason = "budget" if clock >= budget else "steps"
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - a failing run is recorded, the suite goes on
@@ -267,25 +289,44 @@ def execute(spec: RunSpec, protocol: Protocol, evaluate_every: float | None = No
     return record
 
 
-def grid(problems: Iterable[str], optimizers: Iterable[tuple[str, dict[str, Any]]],
-         seeds: Iterable[int]) -> list[RunSpec]:
-    """Every (problem, optimizer, seed), problems outermost; validates names and hyperparameters first."""
+def grid(problems: Iterable[str | tuple[str, tuple[int, ...] | None]],
+         optimizers: Iterable[tuple[str, dict[str, Any]]], seeds: Iterable[int],
+         protocol: Protocol | None = None) -> list[RunSpec]:
+    """Every (problem, optimizer, seed), problems outermost; validates names and hyperparameters first.
+
+    A problem is a name or (name, net); a problem without a net takes the protocol's net for it, if any, and
+    a net equal to the problem's default is dropped (one run key per net actually trained).
+    """
     optimizers = list(optimizers)
-    problems = list(problems)
-    for name in problems:
-        get_problem(name)
+    resolved: list[tuple[str, tuple[int, ...] | None]] = []
+    for item in problems:
+        name, net = (item, None) if isinstance(item, str) else item
+        default = tuple(get_problem(name).layers)
+        net = net or (protocol.net_for(name) if protocol is not None else None)
+        if net is not None:
+            check_net(name, net, default)
+        resolved.append((name, None if net is None or tuple(net) == default else tuple(net)))
     for name, hparams in optimizers:
         get_optimizer(name, **hparams)  # unknown names and rejected values fail here, before any run
-    return [RunSpec(p, name, s, tuple(sorted(hp.items()))) for p in problems for name, hp in optimizers
-            for s in seeds]
+    return [RunSpec(p, name, s, tuple(sorted(hp.items())), net) for p, net in resolved
+            for name, hp in optimizers for s in seeds]
+
+
+def check_net(problem: str, net: tuple[int, ...], default: tuple[int, ...]) -> None:
+    """A net must start with the problem's input dimension and end with one output, with positive widths."""
+    if (len(net) < 2 or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in net)
+            or net[0] != default[0] or net[-1] != default[-1]):
+        raise PinnbenchError(f"invalid net {list(net)} for problem {problem!r}: expected positive integers "
+                             f"from {default[0]} inputs to {default[-1]} output, e.g. {net_text(default)}")
 
 
 def effective_protocol(protocol: Protocol, n_runs: int) -> Protocol:
     """Apply the protocol's suite budget: each of n runs gets at most suite_budget / n seconds."""
     if protocol.suite_budget and n_runs:
         share = protocol.suite_budget / n_runs
-        if share < protocol.budget:
-            return protocol.replace(budget=share)
+        if share < max([protocol.budget, *(b for _, b in protocol.problem_budgets)]):
+            return protocol.replace(budget=min(protocol.budget, share),
+                                    problem_budgets=tuple((p, min(b, share)) for p, b in protocol.problem_budgets))
     return protocol
 
 
@@ -361,7 +402,7 @@ class WorkQueue:
     def _finished_elsewhere(self, spec: RunSpec, key: str) -> bool:
         if self._reuse is None:
             return False
-        name = run_filename({"problem": spec.problem, "optimizer": spec.label, "seed": spec.seed, "run_key": key})
+        name = run_filename({"problem": spec.problem_label, "optimizer": spec.label, "seed": spec.seed, "run_key": key})
         manifests = [_read_manifest(folder / name) for folder in (self._out, *self._out.glob("hosts/*"))]
         return any(m is not None and m.get("run_key") == key and self._reuse(m) for m in manifests)
 
@@ -476,7 +517,7 @@ class Progress:
         return show
 
     def finished(self, index: int, total: int, spec: RunSpec, record: RunRecord | None) -> None:
-        head = f"[{index + 1}/{total}] {spec.problem} {spec.label} seed {spec.seed}"
+        head = f"[{index + 1}/{total}] {spec.problem_label} {spec.label} seed {spec.seed}"
         if record is None:
             line = f"{head}: already done, skipped"
         else:

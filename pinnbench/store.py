@@ -20,7 +20,7 @@ import pandas as pd
 
 TRAJECTORY_COLUMNS = ("step", "time", "loss", "l2_abs", "l2_rel", "residual_evals", "gradient_evals",
                       "jacobian_evals")
-IDENTITY_COLUMNS = ("run_id", "problem", "optimizer", "optimizer_name", "seed", "protocol", "protocol_id",
+IDENTITY_COLUMNS = ("run_id", "problem", "problem_name", "net", "optimizer", "optimizer_name", "seed", "protocol", "protocol_id",
                     "device", "status", "stop_reason")
 STATUSES = ("ok", "diverged", "error", "timeout")
 
@@ -67,7 +67,8 @@ def _to_numpy(value: Any) -> np.ndarray:
 def run_filename(manifest: dict[str, Any]) -> str:
     """``problem__optimizer-label__s<seed>__<key>.npz`` with unsafe characters replaced."""
     label = re.sub(r"[^A-Za-z0-9_.=,+-]", "_", manifest["optimizer"])
-    return f"{manifest['problem']}__{label}__s{manifest['seed']}__{manifest['run_key'][:12]}.npz"
+    problem = re.sub(r"[^A-Za-z0-9_.=,+-]", "_", manifest["problem"])
+    return f"{problem}__{label}__s{manifest['seed']}__{manifest['run_key'][:12]}.npz"
 
 
 def write_run(record: RunRecord, folder: str | Path) -> Path:
@@ -132,7 +133,11 @@ def _readable(folder: str | Path) -> list[tuple[Path, RunRecord]]:
 
 
 def _identity(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {c: manifest.get(c) for c in IDENTITY_COLUMNS}
+    identity = {c: manifest.get(c) for c in IDENTITY_COLUMNS}
+    identity["problem_name"] = identity["problem_name"] or identity["problem"]
+    layers = manifest.get("net") or manifest.get("layers")
+    identity["net"] = "-".join(str(n) for n in layers) if layers else None
+    return identity
 
 
 def load_results(folder: str | Path) -> pd.DataFrame:
@@ -180,15 +185,3 @@ def load_spectra(path: str | Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["step", "name", "index", "value"])
     return pd.concat(frames, ignore_index=True)
-
-
-def completed_keys(folder: str | Path) -> set[str]:
-    """The run keys of every readable run file in ``folder`` (used to resume a suite)."""
-    keys = set()
-    for path in run_files(folder):
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                keys.add(json.loads(str(data["manifest"]))["run_key"])
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
-            continue
-    return keys

@@ -12,7 +12,7 @@ class Heat(Problem):
     dim = 2
     layers = (2, 64, 1)
     paper_steps = 2001
-    optimizer_defaults = {"anagram": {"cutoff": 1e-5}}
+    optimizer_defaults = {"anagram": {"cutoff": 1e-5}, "amstramgram": {"anagram_cutoff": 1e-5}}
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
         return torch.exp(-PI**2 * x[:, 0] / 4) * torch.sin(PI * x[:, 1])

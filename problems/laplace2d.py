@@ -11,7 +11,7 @@ class Laplace2D(Problem):
     dim = 2
     layers = (2, 32, 1)
     paper_steps = 2001
-    optimizer_defaults = {"anagram": {"cutoff": 1e-6}}
+    optimizer_defaults = {"anagram": {"cutoff": 1e-6}, "amstramgram": {"anagram_cutoff": 1e-6}}
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sin(PI * x[:, 0]) * torch.sin(PI * x[:, 1])

@@ -13,7 +13,6 @@ class Laplace5D(Problem):
     dim = 5
     layers = (5, 64, 1)
     paper_steps = 1001
-    optimizer_defaults = {"amstramgram": {"cutoff": "relative"}}
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sin(PI * x).sum(-1)
