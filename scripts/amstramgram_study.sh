@@ -1,27 +1,24 @@
 #!/usr/bin/env bash
-# Re-run the AMStraMGRAM study of docs/amstramgram.md (paper point sets, seeds 6865 8369 4785, 1 thread) and
-# print its table. Usage: scripts/amstramgram_study.sh [RESULTS_DIR]   (default results/amstramgram)
-# Each block is resumable: runs already in the results folder are skipped.
+# Re-run the AMStraMGRAM study (issue #12, docs/amstramgram.md) and print its tables.
+# Usage: scripts/amstramgram_study.sh [RESULTS_DIR]   (default results/amstramgram-study; venv active)
+# Two isolated runs at a time, one thread each (--jobs 2 on a 2-core machine). Every block is resumable: runs
+# already in the results folder are skipped, so an interrupted study goes on where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-results/amstramgram}
-PY=${PYTHON:-python}
-export PYTHONPATH=$PWD OMP_NUM_THREADS=1
-RUN=("$PY" -m pinnbench run --protocol protocols/amstramgram-study.toml --plugin scripts/amstramgram_nets.py
-     --no-report)
+OUT=${1:-results/amstramgram-study}
+export OMP_NUM_THREADS=1
+run() { pinnbench run --jobs 2 --no-report --out "$OUT" "$@"; }
 
-# laplace2d: the study net [2,64,1], and the ANaGRAM net [2,32,1], up to the paper protocol's 2001 steps
-"${RUN[@]}" -p laplace2d_w64 -o amstramgram anagram --steps 2001 --out "$OUT/laplace2d_w64"
-"${RUN[@]}" -p laplace2d -o amstramgram anagram --steps 2001 --out "$OUT/laplace2d"
-# heat: the study net [2,64,64,1] up to 300 steps (ANaGRAM's cost on it), and the ANaGRAM net [2,64,1] up to 2001
-"${RUN[@]}" -p heat_w64x2 -o amstramgram anagram --steps 300 --out "$OUT/heat_w64x2"
-"${RUN[@]}" -p heat -o amstramgram anagram --steps 2001 --out "$OUT/heat"
-# laplace5d: the ANaGRAM net [5,64,1], equal steps for both optimizers (amstramgram's laplace5d defaults): 300, and
-# the paper protocol's 1001
-"${RUN[@]}" -p laplace5d -o amstramgram anagram --steps 300 --out "$OUT/laplace5d"
-"${RUN[@]}" -p laplace5d -o amstramgram anagram --steps 1001 --out "$OUT/laplace5d1001"
+# 1. The `amstramgram` preset (paper point sets, 1 thread; laplace2d and heat on the machine-precision nets,
+#    precision 1e-14; per-problem budgets; laplace5d at 100 equal steps): both paper tables.
+run --protocol amstramgram -p laplace2d heat -o amstramgram anagram ssbroyden
+run --protocol amstramgram -p laplace5d -o amstramgram anagram
+# 2. The ANaGRAM paper's nets ([2,32,1], [2,64,1]), paper points, equal steps for both optimizers.
+run --protocol protocols/paper-1thread.toml --seeds 6865 8369 4785 --steps 300 -p laplace2d heat \
+    -o amstramgram anagram
+# 3. The second table's problems (one seed) and SSBroyden on laplace5d (one seed).
+run --protocol amstramgram --seeds 6865 -p allen_cahn burgers nonlinear_poisson -o amstramgram ssbroyden anagram
+run --protocol amstramgram --seeds 6865 -p laplace5d -o ssbroyden
 
-"$PY" scripts/amstramgram_table.py "$OUT"
-# the spectrum figure of docs/amstramgram.md and the README (laplace2d_w64, seed 6865)
-"$PY" -m pinnbench plot spectrum "$OUT"/laplace2d_w64/laplace2d_w64__amstramgram__s6865__*.npz \
-    --steps 1 40 70 90 105 --out "$OUT/amstramgram_laplace2d_spectrum"
+pinnbench report "$OUT" --format md html latex
+python scripts/amstramgram_table.py "$OUT"
