@@ -19,8 +19,7 @@ def _protocol(protocol: str | Path | Protocol, budget: str | float | None, steps
     proto = load_protocol(protocol) if isinstance(protocol, (str, Path)) else protocol
     changes: dict[str, Any] = {}
     if budget is not None:
-        changes["budget"] = parse_duration(budget)
-        changes["suite_budget"] = None
+        changes.update(budget=parse_duration(budget), suite_budget=None, problem_budgets=())
     if steps is not None:
         changes["steps"] = steps
     if device is not None:
@@ -34,7 +33,7 @@ def _optimizer_pairs(optimizers: Iterable[str | tuple[str, dict[str, Any]]]) -> 
     return [(o, {}) if isinstance(o, str) else (o[0], dict(o[1])) for o in optimizers]
 
 
-def run(problems: str | Iterable[str] | None = None,
+def run(problems: str | Iterable[str | tuple[str, tuple[int, ...] | None]] | None = None,
         optimizers: str | Iterable[str | tuple[str, dict[str, Any]]] | None = None,
         seeds: Iterable[int] | None = None, protocol: str | Protocol = "quick",
         budget: str | float | None = None, steps: int | None = None, device: str | None = None,
@@ -43,8 +42,9 @@ def run(problems: str | Iterable[str] | None = None,
         grace: str | float | None = None, retries: int | None = None) -> pd.DataFrame:
     """Run every (problem, optimizer, seed) not yet in ``out``; return the grid's runs as one tidy DataFrame.
 
-    ``problems``/``optimizers`` default to the protocol's lists, else to everything registered; an optimizer
-    is a name or ``(name, hyperparameters)``. ``budget``, ``steps``, ``device``, ``seeds`` override the
+    ``problems``/``optimizers`` default to the protocol's lists, else to everything registered; a problem is a
+    name or ``(name, net)`` (e.g. ``("laplace2d", (2, 64, 64, 1))``), an optimizer a name or
+    ``(name, hyperparameters)``. ``budget``, ``steps``, ``device``, ``seeds`` override the
     protocol's. ``jobs`` (isolated worker processes) or a Dask ``scheduler``/``scheduler_file``, with
     ``grace`` and ``retries``, choose where runs execute, as on the command line.
     """

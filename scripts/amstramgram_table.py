@@ -1,10 +1,12 @@
-"""Print the AMStraMGRAM study's results (docs/amstramgram.md) as a markdown table beside the published numbers.
+"""Print the AMStraMGRAM study's results (docs/amstramgram.md) as markdown tables beside the published numbers.
 
-Usage: python scripts/amstramgram_table.py [RESULTS_DIR]   (default results/amstramgram, as scripts/amstramgram_study.sh)
+Usage: python scripts/amstramgram_table.py [RESULTS_DIR]   (default results/amstramgram-study, as
+scripts/amstramgram_study.sh writes it)
 
-One row per (problem variant, optimizer, step cap): the net, the number of runs, steps and optimizer seconds (mean
-over seeds), final train loss and absolute L2 error (mean ± std over seeds, ddof=0), and the AMStraMGRAM study's
-published mean ± std for the base problem (the paper's nets are not published, so the nets differ).
+One row per (protocol, problem, net, optimizer): the number of runs, steps and optimizer seconds (mean over seeds),
+how the runs stopped, the final train loss and absolute L2 error (mean ± std over seeds, ddof=0), and the
+AMStraMGRAM study's published mean for the problem with the ratio ours / published (the study's nets are not
+published, so the nets may differ: the net column says which one each row used).
 """
 from __future__ import annotations
 
@@ -14,16 +16,8 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from pinnbench.report.manifest import parse_manifest
 from pinnbench.report.published import published_frame
 from pinnbench.store import load_runs
-
-BASE_PROBLEMS = ("laplace2d", "heat", "laplace5d")
-
-
-def base_problem(name: str) -> str:
-    """The built-in problem a study variant derives from (laplace2d_w64 -> laplace2d)."""
-    return next(base for base in BASE_PROBLEMS if name == base or name.startswith(base + "_"))
 
 
 def mean_std(values: pd.Series) -> str:
@@ -33,28 +27,26 @@ def mean_std(values: pd.Series) -> str:
 def study_table(results: Path) -> str:
     """The markdown table of every run file under ``results``."""
     runs = load_runs(results)
-    manifests = runs["manifest"].map(parse_manifest)
-    runs["cap"] = manifests.map(lambda m: m["max_steps"])
-    runs["net"] = manifests.map(lambda m: "x".join(map(str, m["layers"])))
-    published = published_frame().set_index(["problem", "optimizer", "metric"])
+    published = published_frame().groupby(["problem", "optimizer", "metric"])["mean"].first()
     rows = []
-    for (problem, net, optimizer, cap), group in runs.groupby(["problem", "net", "optimizer", "cap"]):
-        base = base_problem(problem)
-        paper = []
+    keys = ["protocol", "problem_name", "net", "optimizer"]
+    for (protocol, problem, net, optimizer), group in runs.groupby(keys, sort=True):
+        cells = []
         for metric in ("loss", "l2_abs"):
-            key = (base, group["optimizer_name"].iloc[0], metric)
-            paper.append(f"{published.loc[key, 'mean']:.2e}" if key in published.index else "—")
-        statuses = ", ".join(f"{n} {s}" for s, n in group["stop_reason"].value_counts().items())
-        rows.append([base, net, optimizer, len(group), cap, f"{group['steps'].mean():.0f}",
-                     statuses, f"{group['time'].mean():.0f}", mean_std(group["loss"]), mean_std(group["l2_abs"]),
-                     paper[0], paper[1]])
-    headers = ["problem", "net", "optimizer", "runs", "step cap", "steps (mean)", "stopped by", "time s (mean)",
-               "train loss", "L2 abs", "paper loss", "paper L2"]
+            ours = group[metric].mean()
+            paper = published.get((problem, group["optimizer_name"].iloc[0], metric))
+            cells += [mean_std(group[metric]), "—" if paper is None else f"{paper:.2e}",
+                      "—" if paper is None else f"{ours / paper:.2g}"]
+        stops = ", ".join(f"{n} {s}" for s, n in group["stop_reason"].fillna(group["status"]).value_counts().items())
+        rows.append([protocol, problem, net, optimizer, len(group), f"{group['steps'].mean():.0f}", stops,
+                     f"{group['time'].mean():.0f}", *cells])
+    headers = ["protocol", "problem", "net", "optimizer", "runs", "steps (mean)", "stopped by", "time s (mean)",
+               "train loss", "paper loss", "ratio", "L2 abs", "paper L2", "ratio"]
     return tabulate(rows, headers, tablefmt="github")
 
 
 def main(argv: list[str]) -> None:
-    results = Path(argv[1] if len(argv) > 1 else "results/amstramgram")
+    results = Path(argv[1] if len(argv) > 1 else "results/amstramgram-study")
     if not results.is_dir():
         raise SystemExit(f"amstramgram_table: no results folder {results} (run scripts/amstramgram_study.sh first)")
     print(study_table(results))

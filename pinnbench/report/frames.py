@@ -108,6 +108,17 @@ def finite(values: pd.Series | np.ndarray) -> np.ndarray:
     return array[np.isfinite(array)]
 
 
+def base_problem(label: object) -> str:
+    """The registered problem of a problem label: ``laplace2d[net=2-64-64-1]`` -> ``laplace2d``."""
+    return str(label).split("[", 1)[0]
+
+
+def problem_labels(frame: pd.DataFrame, problem: str) -> list[str]:
+    """The labels (one per net) under which ``problem`` appears in ``frame``, default net first."""
+    labels = {str(p) for p in frame["problem"].dropna().unique() if base_problem(p) == problem}
+    return sorted(labels, key=lambda label: (label != problem, label))
+
+
 def optimizer_order(frame: pd.DataFrame) -> list[str]:
     """Optimizer labels in a stable order (alphabetical), so colours and columns agree across outputs."""
     return sorted(frame["optimizer"].dropna().astype(str).unique())

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .frames import METRIC_NAMES, describe_partition, require_single_partition, sentence_case
+from .frames import METRIC_NAMES, describe_partition, problem_labels, require_single_partition, sentence_case
 from .render import MISSING, Cell, Table
 from .tables import format_value, stat_text
 
@@ -80,6 +80,17 @@ def verdict(ratio: float) -> str:
     return "≈" if ratio <= REPRODUCED_FACTOR else "✗"
 
 
+def _matches(summary: pd.DataFrame) -> list[tuple[PublishedResult, str, pd.Series | None]]:
+    """Each published result with our entry for it, once per net we ran its problem on (None: not run)."""
+    out = []
+    for pub in PUBLISHED:
+        mine = summary[summary["optimizer"] == pub.optimizer]
+        labels = problem_labels(mine, pub.problem) if not mine.empty else []
+        found = [(pub, label, mine[mine["problem"] == label].iloc[0]) for label in labels]
+        out += found or [(pub, pub.problem, None)]
+    return out
+
+
 def published_table(summary: pd.DataFrame) -> Table:
     """Ours (mean ± std over our seeds, default hyperparameters) beside the published value, and their ratio.
 
@@ -88,11 +99,9 @@ def published_table(summary: pd.DataFrame) -> Table:
     """
     require_single_partition(summary)
     rows = []
-    for pub in PUBLISHED:
-        hit = summary[(summary["problem"] == pub.problem) & (summary["optimizer"] == pub.optimizer)]
+    for pub, label, entry in _matches(summary):
         ours_text, ours_mean = MISSING, np.nan
-        if not hit.empty:
-            entry = hit.iloc[0]
+        if entry is not None:
             n = int(entry[f"{pub.metric}_n"])
             ours_text = stat_text(float(entry[f"{pub.metric}_mean"]), float(entry[f"{pub.metric}_std"]), n,
                                   int(entry["n_runs"]))
@@ -101,7 +110,7 @@ def published_table(summary: pd.DataFrame) -> Table:
         ratio = ours_mean / pub.mean
         theirs = format_value(pub.mean) + ("" if pub.std is None else f" ± {format_value(pub.std)}")
         known = bool(np.isfinite(ratio))
-        rows.append((Cell(pub.problem), Cell(pub.optimizer + NOTE_MARKS.get(pub.note, "")),
+        rows.append((Cell(label), Cell(pub.optimizer + NOTE_MARKS.get(pub.note, "")),
                      Cell(METRIC_NAMES[pub.metric]),
                      Cell(ours_text, value=ours_mean if known else None), Cell(theirs, value=pub.mean),
                      Cell(f"{ratio:.3g}" if known else MISSING, value=ratio if known else None),

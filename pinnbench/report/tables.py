@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .frames import (METRIC_DEFINITIONS, METRIC_NAMES, PARTITION, RUN_COLUMNS, check_columns, check_metric,
-                     describe_partition, finite, require_single_partition, sentence_case)
+from .frames import (METRIC_DEFINITIONS, METRIC_NAMES, PARTITION, RUN_COLUMNS, base_problem, check_columns,
+                     check_metric, describe_partition, finite, problem_labels, require_single_partition,
+                     sentence_case)
 from .render import MISSING, Cell, Table
 
 STD_DDOF = 0
@@ -120,14 +121,15 @@ def _error_header(error: str) -> str:
 
 
 def comparison_table(summary: pd.DataFrame, comparison: Comparison, error: str = "l2_abs") -> Table:
-    """The papers' layout: one row per problem, per optimizer a train-loss and an error column."""
+    """The papers' layout: one row per problem and net (the label names a net other than the problem's default),
+    per optimizer a train-loss and an error column."""
     check_metric(error)
     require_single_partition(summary)
     columns = ["problem"]
     for optimizer in comparison.optimizers:
         columns += [f"{optimizer} train loss", f"{optimizer} {_error_header(error)}"]
     rows = []
-    for problem in comparison.problems:
+    for problem in (label for name in comparison.problems for label in problem_labels(summary, name) or [name]):
         entries = [_lookup(summary, problem, o) for o in comparison.optimizers]
         loss_cells, error_cells = _stat_cells(entries, "loss"), _stat_cells(entries, error)
         row = [Cell(problem)]
@@ -140,7 +142,8 @@ def comparison_table(summary: pd.DataFrame, comparison: Comparison, error: str =
 
 def comparison_has_data(summary: pd.DataFrame, comparison: Comparison) -> bool:
     """Whether any (problem, optimizer) of the comparison has at least one run."""
-    hit = summary["problem"].isin(comparison.problems) & summary["optimizer"].isin(comparison.optimizers)
+    hit = (summary["problem"].map(base_problem).isin(comparison.problems)
+           & summary["optimizer"].isin(comparison.optimizers))
     return bool(hit.any())
 
 
