@@ -1,6 +1,10 @@
 """pinnbench: an honest benchmark harness for PINN optimizers."""
 __version__ = "0.1.0"
 
+from .allocator import tune_allocator
+
+tune_allocator()  # before any tensor is allocated: see pinnbench/allocator.py
+
 from .derivatives import Fields
 from .errors import PinnbenchError
 from .model import MLP

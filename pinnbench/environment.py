@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, allocator
 
 
 @functools.lru_cache(maxsize=1)
@@ -61,6 +61,7 @@ def environment(device: torch.device) -> dict[str, Any]:
     """Machine, versions, threads and (for CUDA) the GPU name."""
     env = dict(_static_environment())
     env["torch_threads"] = torch.get_num_threads()
+    env["malloc_tuned"] = allocator.tuned
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env
