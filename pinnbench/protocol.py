@@ -123,7 +123,7 @@ PRESETS: dict[str, Protocol] = {
         optimizers=("amstramgram", "anagram", "ssbroyden"),
         nets=(("heat", (2, 24, 24, 1)), ("laplace2d", (2, 32, 32, 1))),
         problem_steps=(("laplace5d", 100),),
-        problem_budgets=(("heat", 150.0), ("laplace2d", 360.0), ("laplace5d", 600.0)),
+        problem_budgets=(("heat", 120.0), ("laplace2d", 240.0), ("laplace5d", 600.0)),
         hyperparameters=(("amstramgram", "heat", (("precision", 1e-14),)),
                          ("amstramgram", "laplace2d", (("precision", 1e-14),))),
         description="the AMStraMGRAM study: paper points, 3 seeds, 1 thread; laplace2d on [2,32,32,1], heat on "

@@ -65,7 +65,7 @@ def test_the_preset_pins_nets_precisions_steps_and_budgets():
     assert preset.net_for("laplace5d") is None
     assert preset.hyperparameters_for("amstramgram", "laplace2d") == {"precision": 1e-14}
     assert preset.hyperparameters_for("anagram", "laplace2d") == {}
-    assert preset.budget_for("laplace2d") == 360.0 and preset.budget_for("burgers") == preset.budget
+    assert preset.budget_for("laplace2d") == 240.0 and preset.budget_for("burgers") == preset.budget
     specs = {s.optimizer: s for s in grid(["laplace5d"], [("anagram", {}), ("ssbroyden", {})], [1], preset)}
     assert step_cap(specs["anagram"], preset) == 100  # equal steps for the SVD methods
     assert step_cap(specs["ssbroyden"], preset) == 20_000  # SSBroyden keeps its own published count
