@@ -49,10 +49,9 @@ PHASE_FLATTENING = 1
 FALLBACKS = ("portfolio", "none")
 
 
-def rce_ranks(diagnostics: Spectrum, precision: float) -> tuple[int, int]:
-    """(r_int, r_ε) as the author counts them: #{n >= 1 : RCE_n < s_n} and #{n >= 1 : RCE_n >= ε}."""
-    rce = diagnostics.rce[1:]
-    return int((rce < diagnostics.singular_values).sum()), int((rce >= precision).sum())
+def _ranks(diagnostics: Spectrum, precision: float) -> tuple[int, int]:
+    """(r_int, r_ε) of pinnbench.spectral, the author's counts."""
+    return diagnostics.intersection_rank(), diagnostics.precision_rank(precision)
 
 
 def elbow_rank(singular_values: torch.Tensor, start: int) -> int:
@@ -127,7 +126,7 @@ class AMStraMGRAM(Optimizer):
                                            theta.device)
         jac, r = objective.jacobian(theta)
         self._svd = thin_svd(jac)
-        r_int, r_eps = rce_ranks(spectrum(self._svd, r), self.precision)
+        r_int, r_eps = _ranks(spectrum(self._svd, r), self.precision)
         self.ranks = RankSchedule(elbow_rank(self._svd.S, max(1, min(r_int, r_eps))))
         self._theta = theta.clone()
         self._anagram = None
@@ -149,7 +148,7 @@ class AMStraMGRAM(Optimizer):
         diagnostics = spectrum(self._svd, objective.residuals(self._theta))
         self.spectrum = diagnostics.as_dict()
         k = diagnostics.size
-        r_int, r_eps = rce_ranks(diagnostics, self.precision)
+        r_int, r_eps = _ranks(diagnostics, self.precision)
         r_min = self.ranks.advance(r_int, r_eps, k)
         r_max = self.ranks.r_max
         eta_max, theta_mid, _, _ = self._half_step(objective, self._theta, r_max)

@@ -7,14 +7,15 @@ For the thin SVD ``J = U diag(s) Vᵀ`` (k = min(N, P) triplets, s descending) a
   part of r left outside the n leading directions. ``RCE_0² = ||r||²/N`` (the mean squared stacked residual);
   the curve is non-increasing. It is computed without cancellation as
   ``RCE_n² = (||r - U c||² + Σ_{i>n} c_i²) / N`` (tail sums of non-negative terms, monotone by construction);
-- the **intersection rank** ``r_int``: the number of leading directions whose singular value lies strictly
-  above the RCE curve, ``r_int = max{n : s_i > RCE_i for every i <= n}`` (1-based s_i). The first crossing
-  decides: a later return of s above RCE does not count. A tie ``s_i == RCE_i`` counts as crossed. With no
-  crossing, ``r_int = k``;
-- the **precision rank** ``r_eps``: the fewest leading directions that bring the RCE down to the precision,
-  ``r_eps = min{n : RCE_n <= eps}``; a tie counts as reached; ``r_eps = 0`` means the residual already stands at
-  the precision; when the RCE never reaches eps (a residual part outside the range of J larger than eps),
-  ``r_eps = k``, and ``reachable`` is False.
+- the **intersection rank** ``r_int = #{n >= 1 : RCE_n < s_n}`` (1-based s_n): how many singular values lie
+  strictly above the RCE curve at their own index. It is a count, as in the AMStraMGRAM author's code
+  (IloneM/Beyond-PINNs, ``run_amstramgram``), not the first crossing: s rising above the RCE again later counts;
+  a tie does not;
+- the **precision rank** ``r_eps = #{n >= 1 : RCE_n >= eps}``: how many leading directions still leave an RCE at
+  or above the precision (the author's code; a tie counts). Since the RCE is non-increasing, ``r_eps + 1``
+  directions bring it below eps when that is possible at all; ``r_eps = 0``: one direction suffices;
+  ``r_eps = k``: the RCE never falls below eps (a residual part outside the range of J at least eps), and
+  ``reachable`` is False.
 
 All these come from the one SVD a step already computes (AMStraMGRAM, Schwencke et al. 2025; the talk's slides
 "Reconstruction Error (RCE)").
@@ -42,11 +43,11 @@ class Spectrum:
         return int(self.singular_values.numel())
 
     def intersection_rank(self) -> int:
-        """r_int: leading directions with s_i > RCE_i, up to the first crossing (k if they never cross)."""
+        """r_int = #{n >= 1 : RCE_n < s_n}."""
         return intersection_rank(self.singular_values, self.rce)
 
     def precision_rank(self, eps: float) -> int:
-        """r_eps: the smallest n with RCE_n <= eps (k if none)."""
+        """r_eps = #{n >= 1 : RCE_n >= eps}."""
         return precision_rank(self.rce, eps)
 
     def as_dict(self) -> dict[str, torch.Tensor]:
@@ -76,21 +77,15 @@ def spectrum(svd: ThinSVD, r: torch.Tensor) -> Spectrum:
 
 
 def intersection_rank(singular_values: torch.Tensor, rce: torch.Tensor) -> int:
-    """r_int = max{n : s_i > RCE_i for all i <= n} (1-based s_i, RCE_i = rce[i]); k if no crossing."""
-    above = singular_values > rce[1:]
-    if bool(above.all()):
-        return int(singular_values.numel())
-    return int(torch.argmin(above.to(torch.int8)))  # index of the first False = number of leading Trues
+    """r_int = #{n >= 1 : RCE_n < s_n} (1-based s_n, RCE_n = rce[n])."""
+    return int((rce[1:] < singular_values).sum())
 
 
 def precision_rank(rce: torch.Tensor, eps: float) -> int:
-    """r_eps = min{n : RCE_n <= eps}; len(rce) - 1 (= k) when the RCE never reaches eps."""
-    reached = rce <= eps
-    if not bool(reached.any()):
-        return int(rce.numel()) - 1
-    return int(torch.argmax(reached.to(torch.int8)))
+    """r_eps = #{n >= 1 : RCE_n >= eps}."""
+    return int((rce[1:] >= eps).sum())
 
 
 def is_reachable(rce: torch.Tensor, eps: float) -> bool:
-    """Whether the RCE reaches eps at some rank (False: r_eps = k only by convention)."""
-    return bool(rce[-1] <= eps)
+    """Whether the RCE falls below eps at some rank (False: r_eps = k)."""
+    return bool(rce[-1] < eps)

@@ -53,7 +53,8 @@ def synthetic(singular_values, rce):
 
 
 def test_ranks_are_counts_of_rce_below_s_and_of_rce_at_or_above_the_precision():
-    rce_ranks = amstramgram_module().rce_ranks
+    def rce_ranks(spec, precision):
+        return spec.intersection_rank(), spec.precision_rank(precision)
     # RCE_0..RCE_4; s crosses RCE between n = 2 and 3 and comes back above at n = 4: the author counts it
     spec = synthetic([1.0, 0.5, 0.01, 1e-3], [2.0, 0.4, 0.1, 0.05, 1e-4])
     r_int, r_eps = rce_ranks(spec, precision=0.05)

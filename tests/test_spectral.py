@@ -58,28 +58,28 @@ def test_ranks_on_a_spectrum_with_known_intersection_and_plateau():
     plateau = (16e-10 + 9e-10 + 4e-10) ** 0.5 / 40**0.5  # RCE_4 .. RCE_7: the flattened part
     torch.testing.assert_close(rce[4:8], torch.full((4,), plateau, dtype=torch.float64), rtol=1e-9, atol=0)
     # s_4 = 0.1 > RCE_4 = 8.5e-6, s_5 = 0.01 > RCE_5, s_6 = 1e-3 > RCE_6, s_7 = 1e-4 > 8.5e-6,
-    # s_8 = 1e-5 > RCE_8 = 5.7e-6, s_9 = 1e-6 <= RCE_9 = 3.2e-6: first crossing at n = 9, so r_int = 8.
-    assert sp.intersection_rank() == 8
-    # precision line 1e-5 lies above the plateau (8.5e-6): reached at n = 4, the plateau's start.
-    assert sp.precision_rank(1e-5) == 4
-    # precision 5e-6 lies below the plateau and below RCE_8 = 5.7e-6, above RCE_9 = 3.2e-6: reached at n = 9.
-    assert sp.precision_rank(5e-6) == 9
-    # the residual already at the precision: r_eps = 0; precision below RCE_k: k by convention, unreachable.
+    # s_8 = 1e-5 > RCE_8 = 5.7e-6, s_9 = 1e-6 <= RCE_9 = 3.2e-6, s_10 = 1e-7 > RCE_10 = 0: a count, so 9.
+    assert sp.intersection_rank() == 9
+    # precision line 1e-5 lies above the plateau (8.5e-6): RCE_1..RCE_3 at or above it.
+    assert sp.precision_rank(1e-5) == 3
+    # precision 5e-6 lies below the plateau and below RCE_8 = 5.7e-6, above RCE_9 = 3.2e-6: RCE_1..RCE_8.
+    assert sp.precision_rank(5e-6) == 8
+    # the residual at the precision before any direction (RCE_1 < RCE_0): 0; precision 0: every RCE_n >= 0, k.
     assert sp.precision_rank(float(rce[0])) == 0
     assert sp.precision_rank(0.0) == len(s) and not is_reachable(rce, 0.0)
-    assert is_reachable(rce, float(rce[-1]))
+    assert is_reachable(rce, float(rce[-1]) * 1.01) and not is_reachable(rce, float(rce[-1]))
 
 
 def test_rank_rules_ties_and_no_crossing():
     rce = torch.tensor([4.0, 2.0, 1.0, 0.5], dtype=torch.float64)
-    # a tie s_2 == RCE_2 counts as crossed
+    # a tie s_2 == RCE_2 does not count (RCE_n < s_n strictly)
     assert intersection_rank(torch.tensor([3.0, 1.0, 0.1], dtype=torch.float64), rce) == 1
     # no crossing: every direction
     assert intersection_rank(torch.tensor([3.0, 2.5, 1.5], dtype=torch.float64), rce) == 3
-    # only the first crossing counts, even if s rises above the RCE again later
-    assert intersection_rank(torch.tensor([3.0, 0.5, 0.9], dtype=torch.float64), rce) == 1
-    # crossing at once
+    # a count, not the first crossing: s rising above the RCE again at n = 3 counts (the author's rule)
+    assert intersection_rank(torch.tensor([3.0, 0.5, 0.9], dtype=torch.float64), rce) == 2
+    # below at once
     assert intersection_rank(torch.tensor([1.0, 0.5, 0.1], dtype=torch.float64), rce) == 0
-    # a tie with the precision counts as reached
+    # a tie with the precision counts (RCE_n >= eps): RCE_1 = 2 and RCE_2 = 1
     assert precision_rank(rce, 1.0) == 2
     assert precision_rank(rce, 4.0) == 0
