@@ -15,7 +15,8 @@ from .compare import compare_plugin
 from .errors import PinnbenchError
 from .protocol import PRESETS, Protocol, load_protocol, parse_duration
 from .registry import entries, load_plugin
-from .runner import Progress, SuiteResult, grid, run_suite
+from .model import MLP
+from .runner import Progress, SuiteResult, grid, net_text, run_suite
 from .store import load_runs
 
 
@@ -154,12 +155,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
         rows = []
         for name, entry in entries(kind).items():
             doc = (entry.cls.__doc__ or "").strip().splitlines()
-            extra = entry.cls.description if kind == "problem" else (doc[0] if doc else "")
-            rows.append([name, entry.source, entry.location, extra])
-        print(tabulate(rows, headers=[kind, "source", "location", "description"]))
+            if kind == "problem":
+                layers = tuple(entry.cls.layers)
+                details = f"net {net_text(layers)} (P = {MLP(layers).n_params})"
+                extra = entry.cls.description
+            else:
+                details = ", ".join(f"{k}={v!r}" for k, v in entry.cls.hyperparameters().items())
+                extra = doc[0] if doc else ""
+            rows.append([name, entry.source, extra, details])
+        print(tabulate(rows, headers=[kind, "source", "description",
+                                      "default net" if kind == "problem" else "hyperparameters (defaults)"],
+                       maxcolwidths=[None, None, 60, 70]))
         print()
     rows = [[p.name, len(p.seeds), f"{p.budget:g} s", p.points, p.device, p.description] for p in PRESETS.values()]
-    print(tabulate(rows, headers=["protocol", "seeds", "budget/run", "points", "device", "description"]))
+    print(tabulate(rows, headers=["protocol", "seeds", "budget/run", "points", "device", "description"],
+                   maxcolwidths=[None, None, None, None, None, 90]))
     return 0
 
 
