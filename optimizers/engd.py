@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from pinnbench import Optimizer, register_optimizer
-from pinnbench.linalg import thin_svd
+from pinnbench.linalg import thin_svd, weighted_system
 from pinnbench.linesearch import grid_line_search
 
 SOLVERS = ("auto", "gram", "svd")
@@ -32,9 +32,8 @@ def natural_gradient(jac: torch.Tensor, r: torch.Tensor, weights: torch.Tensor, 
     n_residuals, n_params = jac.shape
     if solver == "auto":
         solver = "gram" if n_residuals >= n_params else "svd"
-    root_w = weights.sqrt()
-    a = jac * root_w.unsqueeze(1)
-    grad = 2.0 * (a.mT @ (root_w * r))
+    a, b = weighted_system(jac, r, weights)
+    grad = 2.0 * (a.mT @ b)
     if rcond is None:
         rcond = torch.finfo(jac.dtype).eps * n_params
     if solver == "gram":

@@ -151,3 +151,99 @@ def truncated_solve(svd: ThinSVD | ImplicitSVD, r: torch.Tensor, rank: int) -> t
 def rank_above(svd: ThinSVD | ImplicitSVD, cutoff: float) -> int:
     """Number of singular values >= cutoff."""
     return int((svd.S >= cutoff).sum())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Damped Gauss-Newton systems on the weighted residual (LM, ENGD in sample space, NNCG)
+
+
+def weighted_system(jac: torch.Tensor, r: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A = W^½ J and b = W^½ r for the row weights W = diag(1/N_s) of the objective.
+
+    Then the loss is L = ‖b‖², its gradient ∇L = 2 Aᵀb, and AᵀA = Jᵀ W J is the Gauss-Newton (energy Gram) matrix
+    of L/2: the linearised loss at θ - d is ‖b - A d‖².
+    """
+    root_w = weights.sqrt()
+    return jac * root_w.unsqueeze(1), r * root_w
+
+
+def shifted_cholesky_solve(matrix: torch.Tensor, rhs: torch.Tensor, shift: float) -> torch.Tensor | None:
+    """(M + shift·I)⁻¹ rhs for a symmetric positive semi-definite M by Cholesky; None when M + shift·I is not
+    numerically positive definite (LAPACK potrf fails). ``matrix`` is left unchanged."""
+    shifted = matrix.clone()
+    shifted.diagonal().add_(shift)
+    factor, info = torch.linalg.cholesky_ex(shifted)
+    if int(info) != 0:
+        return None
+    return torch.cholesky_solve(rhs.unsqueeze(-1), factor).squeeze(-1)
+
+
+def shifted_pinv_solve(matrix: torch.Tensor, rhs: torch.Tensor, shift: float, rcond: float | None = None
+                       ) -> torch.Tensor:
+    """(M + shift·I)⁺ rhs by eigh, eigenvalues with |λ| <= rcond·max|λ| dropped (default rcond = eps·n, the
+    lstsq/pinv convention): the fallback when the Cholesky of an (almost) singular system fails."""
+    lam, vecs = torch.linalg.eigh(matrix)
+    lam = lam + shift
+    if rcond is None:
+        rcond = torch.finfo(matrix.dtype).eps * matrix.shape[0]
+    keep = lam.abs() > rcond * lam.abs().max()
+    return vecs[:, keep] @ ((vecs[:, keep].mT @ rhs) / lam[keep])
+
+
+def kernel_solve(a: torch.Tensor, rhs: torch.Tensor, damping: float, kernel: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+    """Aᵀ (A Aᵀ + damping·I)⁻¹ rhs: the sample-space (push-through / Woodbury) form of the damped solve.
+
+    For rhs = b it equals (AᵀA + damping·I)⁻¹ Aᵀ b, since Aᵀ(AAᵀ + λI) = (AᵀA + λI)Aᵀ. It needs the N x N kernel
+    A Aᵀ (O(N² P) to form, O(N³) to factor) instead of the P x P Gram. Cholesky first; when the kernel is
+    numerically singular (damping 0 with N > P, or damping below rounding) the eigh pseudo-inverse instead.
+    ``kernel``: A Aᵀ if already formed.
+    """
+    kernel = a @ a.mT if kernel is None else kernel
+    coeffs = shifted_cholesky_solve(kernel, rhs, damping)
+    if coeffs is None:
+        coeffs = shifted_pinv_solve(kernel, rhs, damping)
+    return a.mT @ coeffs
+
+
+DAMPED_SOLVERS = ("auto", "svd", "cholesky", "woodbury")
+
+
+class DampedLeastSquares:
+    """d(λ) = (AᵀA + λI)⁻¹ Aᵀb for any number of damping values λ > 0 from one preparation.
+
+    solver:
+    - 'svd': one thin SVD A = U S Vᵀ (O(min(N,P)² max(N,P))); then every λ costs O(P·k):
+      d = V diag(s/(s² + λ)) Uᵀb. No Gram is formed, so nothing squares the condition number.
+    - 'cholesky': the P x P Gram AᵀA once (O(N P²)), a Cholesky per λ (O(P³/3)).
+    - 'woodbury': the N x N kernel AAᵀ once (O(N² P)), a Cholesky per λ (O(N³/3)), d = Aᵀ(AAᵀ + λI)⁻¹b.
+    - 'auto': 'cholesky' when N >= P, else 'woodbury' (the fastest per LM step measured, docs/modern-baselines.md).
+    :meth:`solve` returns None when a Cholesky fails (the damped matrix is not numerically positive definite).
+    """
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, solver: str = "auto") -> None:
+        if solver not in DAMPED_SOLVERS:
+            raise ValueError(f"unknown solver {solver!r}; accepted: {', '.join(DAMPED_SOLVERS)}")
+        if solver == "auto":
+            solver = "cholesky" if a.shape[0] >= a.shape[1] else "woodbury"
+        self.solver = solver
+        self.a, self.b = a, b
+        if self.solver == "svd":
+            self.svd = thin_svd(a)
+            self.coefficients = self.svd.U.mT @ b
+        elif self.solver == "cholesky":
+            self.gram = a.mT @ a
+            self.rhs = a.mT @ b
+        else:
+            self.kernel = a @ a.mT
+
+    def solve(self, damping: float) -> torch.Tensor | None:
+        if self.solver == "svd":
+            s = self.svd.S
+            denominator = s * s + damping
+            scale = torch.where(denominator > 0, s / denominator, torch.zeros_like(s))
+            return self.svd.V @ (scale * self.coefficients)
+        if self.solver == "cholesky":
+            return shifted_cholesky_solve(self.gram, self.rhs, damping)
+        coeffs = shifted_cholesky_solve(self.kernel, self.b, damping)
+        return None if coeffs is None else self.a.mT @ coeffs
