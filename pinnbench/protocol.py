@@ -16,6 +16,8 @@ from typing import Any
 
 from .errors import PinnbenchError
 
+MISSION_OPTIMIZERS = ("adam", "lbfgs", "engd", "anagram", "amstramgram", "ssbroyden")
+"""What ``pinnbench run --all`` runs under ``quick``: the papers' six (the others on request, ``-o NAME``)."""
 PAPER_SEEDS = (6865, 8369, 4785, 6705, 5729, 4353, 3409, 3601, 5681, 1857)
 DTYPES = ("float64", "float32")
 DEVICES = ("cpu", "cuda", "auto")
@@ -113,7 +115,7 @@ class Protocol:
 
 PRESETS: dict[str, Protocol] = {
     "quick": Protocol(
-        name="quick", seeds=(6865,), budget=8.0, points="quick", suite_budget=480.0,
+        name="quick", seeds=(6865,), budget=8.0, points="quick", suite_budget=480.0, optimizers=MISSION_OPTIMIZERS,
         description="one seed, 8 s per run, suite capped at 8 min of optimizer time: a fast, fair first look"),
     "paper": Protocol(
         name="paper", seeds=PAPER_SEEDS, budget=1800.0, points="paper",
