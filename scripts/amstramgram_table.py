@@ -45,11 +45,28 @@ def study_table(results: Path) -> str:
     return tabulate(rows, headers, tablefmt="github")
 
 
+def seed_table(results: Path) -> str:
+    """Per seed: final train loss and L2 abs of every (protocol, problem, net, optimizer), for the every-seed
+    claims (e.g. "AMStraMGRAM's L2 <= ANaGRAM's on every seed")."""
+    runs = load_runs(results)
+    rows = []
+    for (protocol, problem, net, optimizer), group in runs.groupby(["protocol", "problem_name", "net", "optimizer"],
+                                                                   sort=True):
+        for seed, run in group.sort_values("seed").groupby("seed", sort=False):
+            first = run.iloc[0]
+            rows.append([protocol, problem, net, optimizer, seed, int(first["steps"]), f"{first['time']:.0f}",
+                         f"{first['loss']:.2e}", f"{first['l2_abs']:.2e}", first["status"]])
+    return tabulate(rows, ["protocol", "problem", "net", "optimizer", "seed", "steps", "time s", "train loss",
+                           "L2 abs", "status"], tablefmt="github")
+
+
 def main(argv: list[str]) -> None:
     results = Path(argv[1] if len(argv) > 1 else "results/amstramgram-study")
     if not results.is_dir():
         raise SystemExit(f"amstramgram_table: no results folder {results} (run scripts/amstramgram_study.sh first)")
     print(study_table(results))
+    print()
+    print(seed_table(results))
 
 
 if __name__ == "__main__":
