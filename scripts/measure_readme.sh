@@ -21,6 +21,12 @@ start=$(date +%s)
 pinnbench run --all --protocol "$quick" --out results/quick --no-resume > docs/measurements/quick-all.txt
 echo "wall time of 'pinnbench run --all --protocol $quick': $(( $(date +%s) - start )) s" >> docs/measurements/quick-all.txt
 rm -rf docs/quick-report && cp -r results/quick/report docs/quick-report
-# Issue 4: the AMStraMGRAM study (its own protocol file, one thread per run) with its table and spectrum figure.
-bash scripts/amstramgram_study.sh results/amstramgram > docs/measurements/amstramgram-study.txt
-cp results/amstramgram/amstramgram_laplace2d_spectrum.png docs/figures/
+# Issue 12: the AMStraMGRAM study (the amstramgram preset and the paper nets), its tables, report and figures.
+bash scripts/amstramgram_study.sh results/amstramgram-study > docs/measurements/amstramgram-study.txt
+rm -rf docs/amstramgram-report && cp -r results/amstramgram-study/report docs/amstramgram-report
+for problem in allen_cahn burgers nonlinear_poisson; do
+  pinnbench plot spectrum results/amstramgram-study/${problem}__amstramgram__s6865__*.npz \
+    --out docs/figures/amstramgram-$problem-spectrum
+done
+pinnbench plot spectrum "results/amstramgram-study/laplace2d_net=2-32-32-1___amstramgram__s6865__"*.npz \
+  --out docs/figures/amstramgram_laplace2d_spectrum
