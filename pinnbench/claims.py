@@ -23,7 +23,7 @@ _HELD_HERE: set[Path] = set()  # the locks every Claims of this process holds (t
 _HELD_HERE_LOCK = threading.Lock()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -107,7 +107,7 @@ class Claims:
         if holder["pid"] == os.getpid():  # held by a suite of this very process, or left behind by one
             with _HELD_HERE_LOCK:
                 return path not in _HELD_HERE
-        return not _pid_alive(holder["pid"])
+        return not pid_alive(holder["pid"])
 
     def _break_if_stale(self, path: Path) -> bool:
         """Remove ``path`` if it is stale, under the folder's breaker mutex; True if it is gone now."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import platform
 import socket
@@ -27,9 +28,61 @@ def git_commit() -> str:
         return "unknown"
 
 
+CODE_FOLDERS = ("pinnbench", "problems", "optimizers")
+
+
+@functools.lru_cache(maxsize=1)
+def tree_state() -> str:
+    """'clean', 'dirty-<hash of the uncommitted changes to the code>' or 'unknown' (not a git checkout).
+
+    The hash covers the diff against HEAD and the untracked files of the package's code folders
+    (``pinnbench/``, ``problems/``, ``optimizers/``): an edit to a built-in optimizer changes every run key."""
+    root = Path(__file__).resolve().parent.parent
+    git = ["git", "-C", str(root)]
+    try:
+        diff = subprocess.run([*git, "diff", "HEAD", "--binary", "--", *CODE_FOLDERS], capture_output=True,
+                              timeout=30, check=True).stdout
+        untracked = subprocess.run([*git, "ls-files", "--others", "--exclude-standard", "-z", "--", *CODE_FOLDERS],
+                                   capture_output=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    files = sorted(name for name in untracked.decode().split("\0") if name)
+    if not diff and not files:
+        return "clean"
+    digest = hashlib.sha256(diff)
+    for name in files:
+        digest.update(name.encode() + b"\0")
+        try:
+            digest.update((root / name).read_bytes())
+        except OSError:
+            pass
+    return f"dirty-{digest.hexdigest()[:12]}"
+
+
 def code_version() -> str:
-    """pinnbench's version and commit: part of every run key, so new code never reuses old results."""
-    return f"{__version__}+{git_commit()[:12]}"
+    """pinnbench's version, commit and uncommitted changes: part of every run key, so new code (committed or
+    not) never reuses old results."""
+    state = tree_state()
+    return f"{__version__}+{git_commit()[:12]}" + ("" if state in ("clean", "unknown") else f".{state}")
+
+
+@functools.lru_cache(maxsize=64)
+def _file_hash(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def source_hash(cls: type, location: str) -> str:
+    """A hash of the code of a registered class: its file (a plugin, a built-in), else its source text."""
+    path = Path(location)
+    try:
+        if path.is_file():
+            stat = path.stat()
+            return _file_hash(str(path), stat.st_mtime_ns, stat.st_size)
+        import inspect
+
+        return hashlib.sha256(inspect.getsource(cls).encode()).hexdigest()[:16]
+    except (OSError, TypeError):
+        return "unknown"
 
 
 def _cpu_model() -> str:
@@ -54,6 +107,7 @@ def _static_environment() -> dict[str, Any]:
         "numpy": np.__version__,
         "pinnbench": __version__,
         "git_commit": git_commit(),
+        "tree": tree_state(),
     }
 
 

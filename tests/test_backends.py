@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pinnbench import backends
+from pinnbench.execution import backend as execution_backend
 from pinnbench.backends import DaskBackend, ProcessBackend, available_cpus, oversubscription
 from pinnbench.claims import Claims
 from pinnbench.cli import main
@@ -138,7 +138,7 @@ def test_stale_claims_are_broken_and_live_ones_respected(tmp_path):
 
 def test_oversubscription_warning(tmp_path, capsys, monkeypatch):
     assert oversubscription(2, 1, 2) is None and "3 concurrent runs x 1 threads" in oversubscription(3, 1, 2)
-    monkeypatch.setattr(backends, "available_cpus", lambda: [0])
+    monkeypatch.setattr(execution_backend, "available_cpus", lambda: [0])
     protocol = tmp_path / "p.toml"
     protocol.write_text("threads = 2\nsteps = 1\n")
     assert main(["run", "-p", "laplace2d", "-o", "adam", "--protocol", str(protocol), "--out", str(tmp_path),
@@ -148,7 +148,8 @@ def test_oversubscription_warning(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["--jobs", "0"], "invalid --jobs 0"),
-    (["--grace", "5s"], "--grace and --retries apply to isolated runs"),
+    (["--in-process", "--grace", "5s"], "--grace and --retries apply to isolated runs"),
+    (["--in-process", "--jobs", "2"], "--in-process excludes --jobs"),
     (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"], "--jobs and a Dask scheduler exclude each other"),
 ])
 def test_bad_execution_options(tmp_path, capsys, args, message):
