@@ -160,7 +160,8 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     for tmp in [*folder.glob(".*.tmp"), *folder.glob("hosts/*/.*.tmp")]:
         parts = tmp.name[1:-len(".tmp")].split(".")
-        host = parts[-2] if len(parts) == 3 else _HOST  # older files: .<name>.<pid>.tmp
+        new_format = len(parts) == 3 and re.fullmatch(r"[0-9a-f]{12}", parts[0]) is not None
+        host = parts[1] if new_format else _HOST  # older files: .<name>.npz.<pid>.tmp, written on this host
         try:
             pid = int(parts[-1])
             old = time.time() - tmp.stat().st_mtime > STALE_TEMPORARY_SECONDS
