@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .backends import make_backend
+from .execution.backends import make_backend
 from .compare import Comparison, compare_plugin
 from .execution.progress import Progress
 from .execution.suite import grid, run_suite

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from tabulate import tabulate
 
-from .backends import Backend, make_backend
+from .execution.backends import Backend, make_backend
 from .compare import compare_plugin
 from .errors import PinnbenchError
 from .execution.progress import Progress
@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--plugin", action="append", default=[], help=plugin_help)
     _add_execution_options(compare)
 
-    from . import probe
+    from .perf import probe
     bench = sub.add_parser("bench", help="performance probe of the Jacobian/SVD core on this machine")
     probe.add_arguments(bench)
 
@@ -243,7 +243,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from . import probe
+    from .perf import probe
     probe.run(args)
     return 0
 

@@ -19,8 +19,8 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from .errors import PinnbenchError
 from .hyperparameters import accepted, bind, construct
-from .optimizer import Optimizer
-from .problem import Problem
+from .core.optimizer import Optimizer
+from .core.problem import Problem
 
 T = TypeVar("T", bound=type)
 

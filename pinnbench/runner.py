@@ -12,7 +12,9 @@ from .execution.run import (ContractError, Run, RunObserver, RunSpec, bound_hpar
 from .execution.suite import SuiteResult, check_net, effective_protocol, grid, plan, run_suite
 from .store import Manifest, machine, stored_manifests
 
+resolved_hparams = bound_hparams  # the former name: now the bound constructor arguments
+
 __all__ = ["ContractError", "Manifest", "Progress", "Run", "RunObserver", "RunSpec", "SuiteResult", "WorkQueue",
-           "bound_hparams", "check_net", "check_theta", "code_identity", "effective_protocol", "evaluation_schedule",
+           "bound_hparams", "resolved_hparams", "check_net", "check_theta", "code_identity", "effective_protocol", "evaluation_schedule",
            "execute", "execution_facts", "failed_record", "grid", "machine", "net_text", "plan", "resolve",
            "resolve_hparams", "run_key", "run_suite", "seed_global_rngs", "spec_key", "step_cap", "stored_manifests"]

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from .claims import pid_alive
 from .errors import PinnbenchError
 
 if TYPE_CHECKING:
@@ -171,6 +170,17 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host is alive."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
 
 
 def prepare_folder(folder: str | Path) -> Path:

@@ -29,9 +29,9 @@ def scoped_registry():
 
 def test_editing_a_plugin_file_changes_the_key(tmp_path, scoped_registry):
     plugin = tmp_path / "my_gd.py"
-    shutil.copy(REPO / "tests" / "plugins" / "my_gd.py", plugin)
+    plugin.write_text((REPO / "tests" / "plugins" / "my_gd.py").read_text().replace('"my-gd"', '"my-gd-edited"'))
     load_plugin(plugin)
-    spec = RunSpec("laplace2d", "my-gd", 1)
+    spec = RunSpec("laplace2d", "my-gd-edited", 1)
     before = spec_key(spec, PROTOCOL)
     assert spec_key(spec, PROTOCOL) == before
     plugin.write_text(plugin.read_text().replace("theta - self.lr * grad", "theta - 2 * self.lr * grad"))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterator
 
-from ..environment import environment
-from ..instance import resolve_device
+from .environment import environment
+from .instance import resolve_device
 from ..protocol import Protocol
 from ..store import RunRecord
 from .queue import WorkQueue

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import store
-from ..claims import Claims
+from .claims import Claims
 from .run import Run
 
 

@@ -25,12 +25,13 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from ..environment import code_version, environment, source_hash
+from .environment import code_version, environment, source_hash
 from ..errors import PinnbenchError
 from ..hyperparameters import bind, construct
-from ..instance import ProblemInstance, build, resolve_device
-from ..optimizer import Converged
+from .instance import ProblemInstance, build, resolve_device
+from ..core.optimizer import Converged
 from ..protocol import MAX_SEED, Protocol
+from ..core.problem import Problem
 from ..registry import entries, get_problem, lookup
 from ..store import RunRecord
 
@@ -75,21 +76,22 @@ def evaluation_schedule(per_decade: int = 20) -> Callable[[int], bool]:
     return lambda step: step <= 10 or step in marks
 
 
-def resolve_hparams(spec: RunSpec, protocol: Protocol | None = None) -> dict[str, Any]:
+def resolve_hparams(spec: RunSpec, protocol: Protocol | None = None, problem: Problem | None = None
+                    ) -> dict[str, Any]:
     """The hyperparameters a spec asks for: the problem's published defaults for this optimizer, then the
     protocol's settings for this (optimizer, problem), overridden by the user's settings."""
-    problem = get_problem(spec.problem)
+    problem = problem or get_problem(spec.problem)
     pinned = protocol.hyperparameters_for(spec.optimizer, spec.problem) if protocol is not None else {}
     return {**problem.optimizer_defaults.get(spec.optimizer, {}), **pinned, **dict(spec.hparams)}
 
 
-def step_cap(spec: RunSpec, protocol: Protocol) -> int | None:
+def step_cap(spec: RunSpec, protocol: Protocol, problem: Problem | None = None) -> int | None:
     """protocol.steps, else the optimizer's published step count, else the protocol's count for the problem
     (``problem_steps``), else the problem's published count."""
     if protocol.steps is not None:
         return protocol.steps
     optimizer_steps = getattr(entries("optimizer")[spec.optimizer].cls, "paper_steps", None)
-    return optimizer_steps or protocol.steps_for(spec.problem) or get_problem(spec.problem).paper_steps
+    return optimizer_steps or protocol.steps_for(spec.problem) or (problem or get_problem(spec.problem)).paper_steps
 
 
 def code_identity(spec: RunSpec) -> dict[str, str]:
@@ -153,17 +155,17 @@ def resolve(spec: RunSpec, protocol: Protocol, threads: int | None = None, per_w
     Dask worker, None in the key). Raises a one-line PinnbenchError (a HyperparameterError for hyperparameters)
     before anything runs."""
     cls = lookup("optimizer", spec.optimizer).cls
-    lookup("problem", spec.problem)
+    problem = get_problem(spec.problem)  # the one Problem of the resolution
     if not isinstance(spec.seed, int) or isinstance(spec.seed, bool) or not 0 <= spec.seed <= MAX_SEED:
         raise PinnbenchError(f"invalid seed {spec.seed!r}: expected an integer from 0 to 2^63 - 1")
-    given, bound = bind(spec.optimizer, cls, resolve_hparams(spec, protocol))
+    given, bound = bind(spec.optimizer, cls, resolve_hparams(spec, protocol, problem))
     construct(spec.optimizer, cls, given)  # the constructor's own checks, before anything runs
     if threads is None and not per_worker:
         threads = protocol.threads or torch.get_num_threads()
-    layers = spec.layers
+    layers = tuple(spec.net or problem.layers)
     code = code_identity(spec)
     key = run_key(spec, layers, bound, protocol, threads, code)
-    return Run(spec, protocol, given, bound, threads, code, key, step_cap(spec, protocol), layers)
+    return Run(spec, protocol, given, bound, threads, code, key, step_cap(spec, protocol, problem), layers)
 
 
 def bound_hparams(spec: RunSpec, protocol: Protocol | None = None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .. import store
-from ..claims import Claims
+from .claims import Claims
 from ..errors import PinnbenchError
 from ..protocol import Protocol
 from ..registry import check_hyperparameters, get_problem

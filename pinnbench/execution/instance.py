@@ -5,12 +5,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .model import MLP
-from .objective import Objective
-from .problem import PointSets, Problem, ResidualGroup
-from .errors import PinnbenchError
-from .protocol import Protocol, load_protocol
-from .registry import get_problem
+from ..core.model import MLP
+from ..core.objective import Objective
+from ..core.problem import PointSets, Problem, ResidualGroup
+from ..errors import PinnbenchError
+from ..protocol import Protocol, load_protocol
+from ..registry import get_problem
 
 _POINTS_STREAM = 0x5EED  # points and θ0 come from two independent streams of the same seed
 

@@ -13,15 +13,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
+from .._version import __version__
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+"""The folder holding ``pinnbench/`` (a git checkout, or site-packages)."""
 
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
     """The commit of the pinnbench checkout, or 'unknown' outside a git checkout."""
-    root = Path(__file__).resolve().parent.parent
+    if not (CHECKOUT / ".git").exists():  # an installed copy, maybe inside someone else's repository
+        return "unknown"
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+        out = subprocess.run(["git", "-C", str(CHECKOUT), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=10, check=True)
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -37,7 +41,9 @@ def tree_state() -> str:
 
     The hash covers the diff against HEAD and the untracked files of the package's code folders
     (``pinnbench/``, ``problems/``, ``optimizers/``): an edit to a built-in optimizer changes every run key."""
-    root = Path(__file__).resolve().parent.parent
+    root = CHECKOUT
+    if not (root / ".git").exists():
+        return "unknown"
     git = ["git", "-C", str(root)]
     try:
         diff = subprocess.run([*git, "diff", "HEAD", "--binary", "--", *CODE_FOLDERS], capture_output=True,

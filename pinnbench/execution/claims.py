@@ -16,21 +16,13 @@ import time
 import uuid
 from pathlib import Path
 
+from ..store import pid_alive
+
 HEARTBEAT_SECONDS = 20.0
 STALE_AFTER_SECONDS = 120.0
 
 _HELD_HERE: set[Path] = set()  # the locks every Claims of this process holds (two suites may share a process)
 _HELD_HERE_LOCK = threading.Lock()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True
 
 
 class Claims:

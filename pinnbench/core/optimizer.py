@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from .hyperparameters import accepted
+from ..hyperparameters import accepted
 
 
 class Converged(Exception):

@@ -34,11 +34,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import PinnbenchError
-from .execution.run import Run, RunObserver, RunSpec, failed_record, resolve
-from .protocol import Protocol
-from .registry import entries, load_plugin
-from .store import RunRecord
+from ..errors import PinnbenchError
+from .run import Run, RunObserver, RunSpec, failed_record, resolve
+from ..protocol import Protocol
+from ..registry import entries, load_plugin
+from ..store import RunRecord
 
 POLL_SECONDS = 0.1
 START_TIMEOUT_SECONDS = 300.0
@@ -185,7 +185,7 @@ class IsolatedWorker:
             env.update({name: str(self.threads) for name in THREAD_VARIABLES})
         root = str(Path(pinnbench.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        command = [sys.executable, "-c", "import sys; from pinnbench.isolation import child_main; "
+        command = [sys.executable, "-c", "import sys; from pinnbench.execution.isolation import child_main; "
                    "child_main(sys.argv[1:])", str(child_sock.fileno()), path,
                    str(self.threads or 0), ",".join(map(str, self.cpus or ())) or "-", str(os.getpid())]
         self._proc = subprocess.Popen(command, pass_fds=(child_sock.fileno(),), env=env,
@@ -360,7 +360,7 @@ def child_main(argv: Sequence[str]) -> None:
         os.sched_setaffinity(0, [int(c) for c in cpus.split(",")])
     import torch
 
-    from .execution.run import execute
+    from .run import execute
 
     if int(threads):
         torch.set_num_threads(int(threads))

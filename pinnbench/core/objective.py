@@ -48,7 +48,7 @@ class Objective:
         names = [g.name for g in groups]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            from .errors import PinnbenchError
+            from ..errors import PinnbenchError
 
             raise PinnbenchError(f"two residual groups are named {repeated[0]!r}: every group of a problem needs "
                                  f"its own name (its rows of r and J are found by name)")

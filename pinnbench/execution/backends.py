@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .environment import code_version
-from .errors import PinnbenchError
-from .execution.backend import (Backend, InProcessBackend, OnEvaluate, SequentialBackend, available_cpus,
+from ..errors import PinnbenchError
+from .backend import (Backend, InProcessBackend, OnEvaluate, SequentialBackend, available_cpus,
                                 oversubscription, this_machine)
-from .execution.queue import WorkQueue
-from .execution.run import Run, failed_record
+from .queue import WorkQueue
+from .run import Run, failed_record
 from .isolation import IsolatedWorker, plugin_sources, unshippable
-from .protocol import Protocol
-from .store import RunRecord
+from ..protocol import Protocol
+from ..store import RunRecord
 
 __all__ = ["Backend", "DaskBackend", "InProcessBackend", "IsolatedBackend", "ProcessBackend", "SequentialBackend",
            "available_cpus", "make_backend", "oversubscription", "this_machine"]
