@@ -14,6 +14,12 @@ class Adam(Optimizer):
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  milestones: tuple[int, ...] = (15000, 25000, 35000, 45000), decay: float = 0.1) -> None:
+        if not lr > 0 or not eps > 0 or not decay > 0:
+            raise ValueError(f"lr, eps and decay must be > 0, got lr={lr}, eps={eps}, decay={decay}")
+        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+            raise ValueError(f"betas must lie in [0, 1), got beta1={beta1}, beta2={beta2}")
+        if any(m < 0 for m in milestones):
+            raise ValueError(f"milestones must be steps >= 0, got {milestones}")
         self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
         self.milestones, self.decay = tuple(milestones), decay
 

@@ -23,6 +23,10 @@ class ANaGRAM(Optimizer):
     """
 
     def __init__(self, cutoff: float | None = None, line_search_steps: int = 31) -> None:
+        if cutoff is not None and not cutoff >= 0:
+            raise ValueError(f"cutoff must be >= 0 or None, got {cutoff}")
+        if line_search_steps < 1:
+            raise ValueError(f"line_search_steps must be >= 1, got {line_search_steps}")
         self.cutoff = cutoff
         self.line_search_steps = line_search_steps
 

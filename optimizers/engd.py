@@ -69,6 +69,10 @@ class ENGD(Optimizer):
             raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
         if damping < 0:
             raise ValueError(f"damping must be >= 0, got {damping}")
+        if rcond is not None and not rcond >= 0:
+            raise ValueError(f"rcond must be >= 0 or None, got {rcond}")
+        if line_search_steps < 1:
+            raise ValueError(f"line_search_steps must be >= 1, got {line_search_steps}")
         self.damping, self.rcond, self.solver, self.line_search_steps = damping, rcond, solver, line_search_steps
 
     def step(self, objective, theta: torch.Tensor) -> torch.Tensor:

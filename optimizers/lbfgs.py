@@ -46,8 +46,8 @@ class LBFGS(Optimizer):
 
     def __init__(self, history_size: int = 10, line_search: str = "more-thuente", c1: float = 1e-4,
                  c2: float = 0.9, max_evals: int = 100) -> None:
-        if history_size < 1:
-            raise ValueError(f"history_size must be >= 1, got {history_size}")
+        if history_size < 1 or max_evals < 1:
+            raise ValueError(f"history_size and max_evals must be >= 1, got {history_size}, {max_evals}")
         if line_search not in LINE_SEARCHES:
             raise ValueError(f"line_search must be one of {', '.join(LINE_SEARCHES)}, got {line_search!r}")
         if not 0.0 < c1 < c2 < 1.0:

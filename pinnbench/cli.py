@@ -4,20 +4,24 @@ from __future__ import annotations
 import argparse
 import ast
 import re
+import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 from tabulate import tabulate
 
-from .backends import Backend, make_backend
+from .execution.backends import Backend, make_backend
 from .compare import compare_plugin
 from .errors import PinnbenchError
+from .core.model import MLP
+from .execution.progress import Progress
+from .execution.run import net_text
+from .execution.suite import SuiteResult, grid, run_suite
 from .protocol import PRESETS, Protocol, load_protocol, parse_duration
 from .registry import entries, load_plugin
-from .model import MLP
-from .runner import Progress, SuiteResult, grid, net_text, run_suite
-from .store import load_runs
+from .store import UnreadableRunWarning, load_runs
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +50,8 @@ def parse_optimizer(text: str) -> tuple[str, dict[str, Any]]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise PinnbenchError(f"invalid optimizer setting {text!r}: expected NAME or NAME:key=value[,key=value]")
+        if key.strip() in hparams:
+            raise PinnbenchError(f"invalid optimizer setting {text!r}: {key.strip()!r} is set twice")
         hparams[key.strip()] = parse_value(value.strip())
     return name.strip(), hparams
 
@@ -97,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--plugin", action="append", default=[], help=plugin_help)
     _add_execution_options(compare)
 
-    from . import probe
+    from .perf import probe
     bench = sub.add_parser("bench", help="performance probe of the Jacobian/SVD core on this machine")
     probe.add_arguments(bench)
 
@@ -130,7 +136,10 @@ def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_execution_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("execution (default: one run after another in this process)")
+    group = parser.add_argument_group("execution (default: one run after another in one isolated worker process: "
+                                      "a hang is stopped at budget + grace, a crash costs its run only)")
+    group.add_argument("--in-process", action="store_true",
+                       help="run in this process instead (no protection against plugins that hang or crash)")
     group.add_argument("--jobs", type=int, metavar="N",
                        help="N isolated worker processes, each with cores/N threads (hangs and crashes cost one run)")
     group.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a Dask cluster (pinnbench[dask])")
@@ -142,8 +151,8 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
 
 def _backend(args: argparse.Namespace, protocol: Protocol) -> Backend:
     """The backend the execution options name; warns on stderr when its runs would share cores."""
-    grace = parse_duration(args.grace) if args.grace is not None else None
-    backend = make_backend(args.jobs, args.scheduler, args.scheduler_file, grace, args.retries)
+    grace = parse_duration(args.grace, "--grace") if args.grace is not None else None
+    backend = make_backend(args.jobs, args.scheduler, args.scheduler_file, grace, args.retries, args.in_process)
     warning = backend.warning(protocol)
     if warning:
         print(f"pinnbench: warning: {warning}", file=sys.stderr)
@@ -198,18 +207,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
     optimizers = [parse_optimizer(o) for o in (args.optimizers or protocol.optimizers or entries("optimizer"))]
     specs = grid(problems, optimizers, protocol.seeds, protocol)
     with _backend(args, protocol) as backend:
-        print(f"pinnbench: {len(specs)} runs ({len(problems)} problems x {len(optimizers)} optimizers x "
-              f"{len(protocol.seeds)} seeds), protocol {protocol.name} [{protocol.protocol_id}], "
-              f"{backend.describe()}, results in {args.out}", file=sys.stderr)
+        def announce(effective: Protocol, runs: list) -> None:
+            print(f"pinnbench: {len(specs)} runs ({len(problems)} problems x {len(optimizers)} optimizers x "
+                  f"{len(protocol.seeds)} seeds), protocol {effective.name} [{effective.protocol_id}], "
+                  f"{backend.describe()}, results in {args.out}", file=sys.stderr)
+
         result = run_suite(specs, protocol, args.out, resume=not args.no_resume, progress=Progress(),
-                           backend=backend)
+                           backend=backend, announce=announce)
     _print_summary(args.out, result.run_ids)
     _print_counts(result)
     if not args.no_report:
         from .report import write_report  # matplotlib/seaborn load only when a report is written
         path = write_report(args.out, formats=("md", "html"))
         print(f"pinnbench: report written to {path / 'index.html'}", file=sys.stderr)
-    return 0
+    return exit_status(result, args.out)
+
+
+def exit_status(result: SuiteResult, out: str | Path) -> int:
+    """0 when every run executed now ended ok, diverged or timeout (results, not harness failures); else 1,
+    with a last line saying how many ended in error and where to look."""
+    errors = result.errors()
+    if not errors:
+        return 0
+    path, record = errors[0]
+    m = record.manifest
+    print(f"pinnbench: {len(errors)} of {len(result.records)} runs ended in error (first: {m['problem']} "
+          f"{m['optimizer']} seed {m['seed']}: {m.get('error')}); messages and tracebacks are in their run files "
+          f"in {out} (e.g. {path.name}; pinnbench.load_runs({str(out)!r}) has an error column)", file=sys.stderr)
+    return 1
 
 
 def _print_counts(result: SuiteResult) -> None:
@@ -222,13 +247,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     protocol = _protocol(args)
     against = [parse_optimizer(o) for o in args.against] if args.against else None
     with _backend(args, protocol) as backend:
-        compare_plugin(args.plugin_file, protocol, out=args.out, against=against, problems=args.problems,
-                       backend=backend, report=not args.no_report, report_dir=args.report)
-    return 0
+        comparison = compare_plugin(args.plugin_file, protocol, out=args.out, against=against,
+                                    problems=args.problems, backend=backend, report=not args.no_report,
+                                    report_dir=args.report)
+    return exit_status(comparison.suite, args.out)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from . import probe
+    from .perf import probe
     probe.run(args)
     return 0
 
@@ -267,9 +293,34 @@ def _print_summary(out: str, run_ids: set[str]) -> None:
     print(tabulate(table, headers="keys", showindex=False, floatfmt=".3g"))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stop like Ctrl-C (workers stopped, claims released, finished runs kept)."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, UnreadableRunWarning):
+        print(f"pinnbench: warning: {message}", file=sys.stderr)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
+_show_warning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; bad input prints one line and returns 2."""
+    """Entry point of the console script; bad input prints one line and returns 2; a suite with runs that ended
+    in error returns 1 (see :func:`exit_status`)."""
+    previous_term = signal.getsignal(signal.SIGTERM)
+    warnings.showwarning = _one_line_warning
     try:
+        try:
+            signal.signal(signal.SIGTERM, _terminate)
+        except ValueError:  # not the main thread
+            pass
         args = _parser().parse_args(argv)
         for plugin in getattr(args, "plugin", []):
             load_plugin(Path(plugin))
@@ -279,6 +330,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PinnbenchError as exc:
         print(f"pinnbench: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except OSError as exc:  # a file or folder the command needs: one line, not a traceback
+        where = f" {exc.filename!r}" if getattr(exc, "filename", None) else ""
+        print(f"pinnbench: error:{where} {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
         print("pinnbench: interrupted; finished runs are saved, run again to resume", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        warnings.showwarning = _show_warning
+        try:
+            signal.signal(signal.SIGTERM, previous_term)
+        except (ValueError, TypeError):
+            pass

@@ -18,12 +18,13 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from .backends import Backend, SequentialBackend
 from .errors import PinnbenchError
+from .execution.backend import Backend, InProcessBackend
+from .execution.progress import Progress
+from .execution.suite import SuiteResult, effective_protocol, grid, run_suite
 from .protocol import Protocol
 from .registry import entries, load_plugin
-from .runner import Progress, SuiteResult, effective_protocol, grid, machine, run_suite, spec_key
-from .store import load_runs
+from .store import load_runs, machine
 
 NEW_MARK = " (new)"
 
@@ -68,10 +69,10 @@ def median_errors(runs: pd.DataFrame, new: list[str]) -> pd.DataFrame:
     return table
 
 
-def _suite_runs(out: Path, keys: set[str], machines: set[tuple[str, str]]) -> pd.DataFrame:
+def _suite_runs(out: Path, run_ids: set[str], machines: set[tuple[str, str]]) -> pd.DataFrame:
     runs = load_runs(out)
     manifests = [json.loads(m) for m in runs.manifest]
-    keep = [m["run_key"] in keys and machine(m) in machines for m in manifests]
+    keep = [m["run_key"][:12] in run_ids and machine(m) in machines for m in manifests]
     return runs[keep]
 
 
@@ -102,20 +103,23 @@ def compare_plugin(plugin_file: str | Path, protocol: Protocol, out: str | Path 
     baseline_specs = grid(problems, baselines, protocol.seeds, protocol)
     fair = effective_protocol(protocol, len(baseline_specs)).replace(suite_budget=None)
     specs = grid(problems, [(name, {}) for name in new], protocol.seeds, protocol) + baseline_specs
-    backend = backend or SequentialBackend()
+    backend = backend or InProcessBackend()
     machines = backend.machines()
     names = ", ".join(dict.fromkeys(spec.label for spec in baseline_specs)) or "nothing"
-    print(f"pinnbench compare: {', '.join(new)} against {names} on {len(problems)} problems x "
-          f"{len(protocol.seeds)} seeds, protocol {fair.name} [{fair.protocol_id}], {fair.budget:g} s per run, "
-          f"{backend.describe()}", file=sys.stderr)
+
+    def announce(effective: Protocol, runs: list) -> None:
+        print(f"pinnbench compare: {', '.join(new)} against {names} on {len(problems)} problems x "
+              f"{len(protocol.seeds)} seeds, protocol {fair.name} [{fair.protocol_id}], {fair.budget:g} s per run, "
+              f"{backend.describe()}", file=sys.stderr)
+
     suite = run_suite(specs, fair, out, progress=progress or Progress(), backend=backend,
-                      reuse=lambda m: machine(m) in machines)
+                      reuse=lambda m: machine(m) in machines, announce=announce)
     reused_baselines = sum(spec.optimizer not in new for spec in suite.skipped)
     ran_new = sum(record.manifest["optimizer_name"] in new for record in suite.records)
     print(f"pinnbench compare: reused {len(suite.skipped)} stored runs ({reused_baselines} baselines), ran "
           f"{len(suite.records)} ({ran_new} of the new optimizer, {len(suite.records) - ran_new} missing "
           f"baselines)", file=sys.stderr)
-    runs = _suite_runs(out, {spec_key(spec, fair) for spec in specs}, machines)
+    runs = _suite_runs(out, suite.run_ids, machines)
     table = median_errors(runs, new)
     print("median final L2 error (absolute RMS) per problem:")
     print(tabulate(table, headers="keys", disable_numparse=True))

@@ -27,18 +27,26 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h)?\s*$")
 _UNIT_SECONDS = {None: 1.0, "ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
-def parse_duration(text: str | float | int) -> float:
-    """Seconds from '30s', '5m', '1.5h', '250ms' or a bare number of seconds; must be positive."""
+def parse_duration(text: str | float | int, what: str = "budget") -> float:
+    """Seconds from '30s', '5m', '1.5h', '250ms' or a bare number of seconds; must be positive and finite."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         seconds = float(text)
     else:
-        match = _DURATION.match(str(text))
+        match = _DURATION.match(str(text)) if isinstance(text, str) else None
         if not match:
-            raise PinnbenchError(f"invalid budget {text!r}: expected a duration like 30s, 5m, 1.5h or 250ms")
+            raise PinnbenchError(f"invalid {what} {text!r}: expected a duration like 30s, 5m, 1.5h or 250ms")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if not seconds > 0:
-        raise PinnbenchError(f"invalid budget {text!r}: must be a positive duration like 30s, 5m, 1.5h")
+    if not 0 < seconds < 1e9:
+        raise PinnbenchError(f"invalid {what} {text!r}: must be a positive duration like 30s, 5m, 1.5h")
     return seconds
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+MAX_SEED = 2**63 - 1
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -139,27 +147,40 @@ _FIELDS = {f.name for f in dataclasses.fields(Protocol)} | {"extends"}
 def _validated(p: Protocol) -> Protocol:
     def bad(key: str, value: Any, accepted: str) -> PinnbenchError:
         return PinnbenchError(f"protocol {p.name!r}: invalid {key} {value!r}; accepted: {accepted}")
-    if p.points not in POINT_PRESETS:
+    if not isinstance(p.name, str) or not NAME.match(p.name):
+        raise bad("name", p.name, "1-64 letters, digits, '_', '-', '.' or '+', starting with a letter or digit")
+    if not isinstance(p.points, str) or p.points not in POINT_PRESETS:
         raise bad("points", p.points, ", ".join(POINT_PRESETS))
-    if p.device not in DEVICES and not str(p.device).startswith("cuda:"):
+    if not isinstance(p.device, str) or (p.device not in DEVICES and not re.fullmatch(r"cuda:\d+", p.device)):
         raise bad("device", p.device, ", ".join(DEVICES) + ", cuda:N")
-    if p.dtype not in DTYPES:
+    if not isinstance(p.dtype, str) or p.dtype not in DTYPES:
         raise bad("dtype", p.dtype, ", ".join(DTYPES))
-    if p.steps is not None and (not isinstance(p.steps, int) or p.steps < 1):
+    if p.steps is not None and (not _is_int(p.steps) or p.steps < 1):
         raise bad("steps", p.steps, "a positive integer")
-    if not p.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in p.seeds):
-        raise bad("seeds", p.seeds, "a non-empty list of integers")
-    if p.threads is not None and (not isinstance(p.threads, int) or p.threads < 1):
+    if (not isinstance(p.seeds, tuple) or not p.seeds
+            or not all(_is_int(s) and 0 <= s <= MAX_SEED for s in p.seeds)):
+        raise bad("seeds", p.seeds, "a non-empty list of integers from 0 to 2^63 - 1")
+    if p.threads is not None and (not _is_int(p.threads) or p.threads < 1):
         raise bad("threads", p.threads, "a positive integer")
     if p.derivatives not in ("taylor", "generic"):
         raise bad("derivatives", p.derivatives, "taylor, generic")
-    if not isinstance(p.diagnostics_every, int) or p.diagnostics_every < 1:
+    if not _is_int(p.diagnostics_every) or p.diagnostics_every < 1:
         raise bad("diagnostics_every", p.diagnostics_every, "a positive integer")
+    for key in ("budget", "suite_budget"):
+        value = getattr(p, key)
+        if (value is not None or key == "budget") and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                                       or not 0 < value < 1e9):
+            raise bad(key, value, "a positive duration")
+    for key in ("problems", "optimizers"):
+        names = getattr(p, key)
+        if names is not None and (not isinstance(names, tuple) or not all(isinstance(n, str) for n in names)):
+            raise bad(key, names, "a list of names")
     for problem, layers in p.nets:
-        if len(layers) < 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in layers):
-            raise bad(f"nets.{problem}", list(layers), "a list of at least two positive integers, e.g. [2, 64, 1]")
+        if (not isinstance(layers, tuple) or len(layers) < 2
+                or not all(_is_int(n) and n > 0 for n in layers)):
+            raise bad(f"nets.{problem}", layers, "a list of at least two positive integers, e.g. [2, 64, 1]")
     for problem, steps in p.problem_steps:
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        if not _is_int(steps) or steps < 1:
             raise bad(f"problem_steps.{problem}", steps, "a positive integer")
     return p
 
@@ -202,10 +223,11 @@ def load_protocol(spec: str | Path) -> Protocol:
     base_name = data.pop("extends", "quick")
     if base_name not in PRESETS:
         raise PinnbenchError(f"protocol file {str(path)!r}: extends {base_name!r}; accepted: {', '.join(PRESETS)}")
-    changes: dict[str, Any] = {"name": data.pop("name", path.stem)}
+    changes: dict[str, Any] = {"name": data.pop("name", re.sub(r"[^A-Za-z0-9_.+-]", "_", path.stem).lstrip("._")
+                                          [:64] or "protocol")}
     for key, value in data.items():
         if key in ("budget", "suite_budget"):
-            value = parse_duration(value)
+            value = parse_duration(value, key)
         elif key in ("seeds", "problems", "optimizers"):
             if not isinstance(value, list):
                 raise PinnbenchError(f"protocol file {str(path)!r}: {key} must be a list")
@@ -213,7 +235,8 @@ def load_protocol(spec: str | Path) -> Protocol:
         elif key in ("nets", "problem_steps"):
             value = _pairs(value, key, str(path))
         elif key == "problem_budgets":
-            value = tuple((problem, parse_duration(v)) for problem, v in _pairs(value, key, str(path)))
+            value = tuple((problem, parse_duration(v, f"{key}.{problem}"))
+                          for problem, v in _pairs(value, key, str(path)))
         elif key == "hyperparameters":
             value = _pinned(value, str(path))
         changes[key] = value

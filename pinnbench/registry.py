@@ -7,21 +7,34 @@ given with ``--plugin PATH``, and installed packages exposing the entry-point gr
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
+import re
 import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from .errors import PinnbenchError
-from .optimizer import Optimizer
-from .problem import Problem
+from .hyperparameters import accepted, bind, construct
+from .core.optimizer import Optimizer
+from .core.problem import Problem
 
 T = TypeVar("T", bound=type)
 
 KINDS = {"problem": "problems", "optimizer": "optimizers"}
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+"""A registered name: it becomes part of file names and labels, so no path separator, no leading dot, no ':'."""
+
+
+def check_name(kind: str, name: Any) -> str:
+    """``name`` if it is a valid problem/optimizer/protocol name, else a one-line PinnbenchError."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise PinnbenchError(f"invalid {kind} name {name!r}: expected 1-64 letters, digits, '_', '-', '.' or '+', "
+                             "starting with a letter or digit")
+    return name
 
 
 @dataclass
@@ -41,6 +54,8 @@ _loaded_files: set[Path] = set()
 
 
 def _register(kind: str, name: str, base: type) -> Callable[[T], T]:
+    check_name(kind, name)
+
     def decorator(cls: T) -> T:
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise PinnbenchError(f"@register_{kind}({name!r}) must decorate a subclass of {base.__name__}")
@@ -141,32 +156,50 @@ def entries(kind: str) -> dict[str, Entry]:
     return dict(sorted(_REGISTRY[kind].items()))
 
 
-def _lookup(kind: str, name: str) -> Entry:
+def lookup(kind: str, name: str) -> Entry:
+    """The entry registered as ``name``; a one-line PinnbenchError naming what is accepted if none is."""
     known = entries(kind)
     if name not in known:
         raise PinnbenchError(f"unknown {kind} {name!r}; accepted: {', '.join(known) or '(none registered)'}")
     return known[name]
 
 
-def check_hyperparameters(name: str, hparams: dict[str, Any]) -> None:
-    """Raise a one-line error if an optimizer does not accept one of ``hparams``."""
-    accepted = _lookup("optimizer", name).cls.hyperparameters()
-    unknown = sorted(set(hparams) - set(accepted))
-    if unknown:
-        raise PinnbenchError(f"optimizer {name!r} has no hyperparameter {unknown[0]!r}; "
-                             f"accepted: {', '.join(accepted) or '(none)'}")
+def check_hyperparameters(name: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    """The bound constructor arguments of optimizer ``name`` with ``hparams`` (every parameter, defaults filled
+    in); a HyperparameterError if one is unknown, of the wrong type, or rejected by the constructor."""
+    cls = lookup("optimizer", name).cls
+    given, bound = bind(name, cls, hparams)
+    construct(name, cls, given)
+    return bound
+
+
+def optimizer_parameters(name: str) -> list[str]:
+    """The hyperparameters optimizer ``name`` accepts."""
+    return list(accepted(lookup("optimizer", name).cls))
 
 
 def get_optimizer(name: str, **hparams: Any) -> Optimizer:
-    """A fresh instance of the optimizer registered as ``name``."""
-    check_hyperparameters(name, hparams)
-    cls = _lookup("optimizer", name).cls
-    try:
-        return cls(**hparams)
-    except (TypeError, ValueError) as exc:
-        raise PinnbenchError(f"optimizer {name!r} rejected its hyperparameters {hparams}: {exc}") from exc
+    """A fresh instance of the optimizer registered as ``name``, its hyperparameters checked first."""
+    cls = lookup("optimizer", name).cls
+    given, _ = bind(name, cls, hparams)
+    return construct(name, cls, given)
 
 
 def get_problem(name: str) -> Problem:
     """An instance of the problem registered as ``name``."""
-    return _lookup("problem", name).cls()
+    return lookup("problem", name).cls()
+
+
+@contextlib.contextmanager
+def scoped() -> Iterator[None]:
+    """Registrations and plugin loads made inside the block are undone at its end (tests)."""
+    discover()
+    saved = {k: dict(v) for k, v in _REGISTRY.items()}, set(_loaded_files)
+    try:
+        yield
+    finally:
+        for kind in KINDS:
+            _REGISTRY[kind].clear()
+            _REGISTRY[kind].update(saved[0][kind])
+        _loaded_files.clear()
+        _loaded_files.update(saved[1])

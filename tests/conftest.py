@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,34 @@ def cli(*args: str, cwd: Path | None = None, env: dict | None = None):
 def _float64_and_threads():
     torch.set_default_dtype(torch.float64)
     yield
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A real Dask scheduler and two one-thread workers on the loopback interface (127.0.0.1 only)."""
+    pytest.importorskip("distributed")
+    folder = tmp_path_factory.mktemp("dask")
+    scheduler_file = folder / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    dask = [sys.executable, "-m", "dask"]
+    common = ["--no-dashboard", "--scheduler-file", str(scheduler_file)]
+    processes = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", *common],
+                                  env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.time() + 120
+        while not scheduler_file.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        workers = {name: subprocess.Popen([*dask, "worker", "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
+                                           "--name", name, *common], env=env, cwd=folder,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   for name in ("w1", "w2")}
+        processes += workers.values()
+        from pinnbench.backends import DaskBackend
+
+        with DaskBackend(scheduler_file=str(scheduler_file)) as backend:
+            backend.client.wait_for_workers(2, timeout=120)
+        yield scheduler_file, workers
+    finally:
+        for process in reversed(processes):
+            process.kill()
+            process.wait()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pinnbench import backends
+from pinnbench.execution import backend as execution_backend
 from pinnbench.backends import DaskBackend, ProcessBackend, available_cpus, oversubscription
 from pinnbench.claims import Claims
 from pinnbench.cli import main
@@ -69,6 +69,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the worker processes")
 def test_killed_parallel_suite_resumes_each_run_once(tmp_path, threads_of_half_the_cores):
     out = tmp_path / "o"
@@ -138,7 +139,7 @@ def test_stale_claims_are_broken_and_live_ones_respected(tmp_path):
 
 def test_oversubscription_warning(tmp_path, capsys, monkeypatch):
     assert oversubscription(2, 1, 2) is None and "3 concurrent runs x 1 threads" in oversubscription(3, 1, 2)
-    monkeypatch.setattr(backends, "available_cpus", lambda: [0])
+    monkeypatch.setattr(execution_backend, "available_cpus", lambda: [0])
     protocol = tmp_path / "p.toml"
     protocol.write_text("threads = 2\nsteps = 1\n")
     assert main(["run", "-p", "laplace2d", "-o", "adam", "--protocol", str(protocol), "--out", str(tmp_path),
@@ -148,7 +149,8 @@ def test_oversubscription_warning(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["--jobs", "0"], "invalid --jobs 0"),
-    (["--grace", "5s"], "--grace and --retries apply to isolated runs"),
+    (["--in-process", "--grace", "5s"], "--grace and --retries apply to isolated runs"),
+    (["--in-process", "--jobs", "2"], "--in-process excludes --jobs"),
     (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"], "--jobs and a Dask scheduler exclude each other"),
 ])
 def test_bad_execution_options(tmp_path, capsys, args, message):
@@ -157,35 +159,7 @@ def test_bad_execution_options(tmp_path, capsys, args, message):
     assert message in err and err.count("\n") == 1 and not (tmp_path / "o").exists()
 
 
-@pytest.fixture(scope="module")
-def dask_cluster(tmp_path_factory):
-    """A real Dask scheduler and two one-thread workers on the loopback interface (127.0.0.1 only)."""
-    pytest.importorskip("distributed")
-    folder = tmp_path_factory.mktemp("dask")
-    scheduler_file = folder / "scheduler.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    dask = [sys.executable, "-m", "dask"]
-    common = ["--no-dashboard", "--scheduler-file", str(scheduler_file)]
-    processes = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", *common],
-                                  env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        deadline = time.time() + 120
-        while not scheduler_file.exists() and time.time() < deadline:
-            time.sleep(0.1)
-        workers = {name: subprocess.Popen([*dask, "worker", "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
-                                           "--name", name, *common], env=env, cwd=folder,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                   for name in ("w1", "w2")}
-        processes += workers.values()
-        with DaskBackend(scheduler_file=str(scheduler_file)) as backend:
-            backend.client.wait_for_workers(2, timeout=120)
-        yield scheduler_file, workers
-    finally:
-        for process in reversed(processes):
-            process.kill()
-            process.wait()
-
-
+@pytest.mark.heavy
 def test_dask_cluster_gives_the_sequential_results(dask_cluster, tmp_path, tiny_protocol,
                                                    threads_of_half_the_cores):
     scheduler_file, _ = dask_cluster
@@ -199,6 +173,7 @@ def test_dask_cluster_gives_the_sequential_results(dask_cluster, tmp_path, tiny_
     assert {e["worker"].split()[1] for e in executions} == {"(w1)", "(w2)"}
 
 
+@pytest.mark.heavy
 def test_killing_a_dask_worker_loses_only_its_run(dask_cluster, tmp_path):
     scheduler_file, workers = dask_cluster
     protocol = Protocol(name="test", budget=60.0, steps=100, points="quick", threads=1)  # w2 alone would take every core

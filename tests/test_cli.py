@@ -96,19 +96,24 @@ def test_plugin_from_entry_point(tmp_path):
     assert any("my-gd" in line and "entry point" in line for line in listed.stdout.splitlines())
 
 
-def test_killed_suite_resumes_without_losing_or_duplicating(tmp_path):
+@pytest.mark.heavy
+@pytest.mark.parametrize("signum, code", [(signal.SIGKILL, -9), (signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_killed_suite_resumes_without_losing_or_duplicating(tmp_path, signum, code):
     out = tmp_path / "o"
     args = [sys.executable, "-m", "pinnbench", "run", "-p", "laplace2d", "-o", "adam", "--seeds", "1", "2", "3",
             "4", "--budget", "1.5s", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("*.npz"))) < 1:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
     finished = len(list(out.glob("*.npz")))
-    assert 1 <= finished < 4
+    assert proc.returncode == code and 1 <= finished < 4
+    if signum != signal.SIGKILL:  # stopped cleanly: one line, claims released, no temporary file
+        assert err.splitlines()[-1] == "pinnbench: interrupted; finished runs are saved, run again to resume"
+        assert not list(out.glob(".locks/*.lock")) and not list(out.glob(".*.tmp"))
     resumed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr.count("already done, skipped") == finished

@@ -65,12 +65,20 @@ def test_batched_losses_equal_one_by_one():
     assert _rel(batched, single) < 1e-13
 
 
-def test_work_counters_count_and_uncounted_does_not():
+def test_work_counters_count_and_cannot_be_edited_through_the_objective():
     model, theta, groups = _setup("laplace2d")
     objective = Objective(model, groups)
     objective.jacobian(theta)
     objective.loss_and_grad(theta)
     objective.losses(theta.expand(4, -1))
-    with objective.uncounted():
-        objective.loss(theta)
+    objective.counts.residual_evals = 0  # a copy: the record is not touched
     assert objective.counts.as_dict() == {"residual_evals": 6, "gradient_evals": 1, "jacobian_evals": 1}
+    with pytest.raises(AttributeError):
+        objective.counts = None
+
+
+def test_residual_groups_with_one_name_are_rejected():
+    model, theta, groups = _setup("laplace2d")
+    twice = [groups[0], pinnbench.ResidualGroup(groups[0].name, groups[1].points, groups[1].residual)]
+    with pytest.raises(pinnbench.PinnbenchError, match="two residual groups are named 'interior'"):
+        Objective(model, twice)

@@ -5,12 +5,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .model import MLP
-from .objective import Objective
-from .problem import PointSets, Problem
-from .errors import PinnbenchError
-from .protocol import Protocol, load_protocol
-from .registry import get_problem
+from ..core.model import MLP
+from ..core.objective import Objective
+from ..core.problem import PointSets, Problem, ResidualGroup
+from ..errors import PinnbenchError
+from ..protocol import Protocol, load_protocol
+from ..registry import get_problem
 
 _POINTS_STREAM = 0x5EED  # points and θ0 come from two independent streams of the same seed
 
@@ -35,6 +35,16 @@ class ProblemInstance:
     point_sets: PointSets
     evaluation_points: torch.Tensor
     exact_values: torch.Tensor
+
+    def independent_copy(self) -> "ProblemInstance":
+        """A copy that shares nothing mutable with this one (its own model, objective and point tensors): the
+        harness evaluates with it, out of reach of an optimizer that edits the objective it was given."""
+        model = MLP(tuple(self.model.layers))
+        groups = [ResidualGroup(g.name, g.points.clone(), g.residual, g.lap_dims) for g in self.objective.groups]
+        objective = Objective(model, groups, device=self.objective.device, dtype=self.objective.dtype,
+                              derivatives=self.objective.derivatives)
+        return ProblemInstance(self.problem, model, objective, self.theta0.clone(), self.point_sets,
+                               self.evaluation_points.clone(), self.exact_values.clone())
 
     def predict(self, theta: torch.Tensor) -> torch.Tensor:
         """u_θ at the evaluation points."""

@@ -32,16 +32,16 @@ from typing import Any, Callable, Sequence
 import torch
 from tabulate import tabulate
 
-from .environment import environment
-from .errors import PinnbenchError
-from .instance import build, resolve_device
-from .linalg import SVD_ROUTES, implicit_svd, rank_above, relative_cutoff, thin_svd, truncated_solve
-from .linesearch import grid_line_search
-from .model import MLP
-from .objective import Objective
-from .optimizer import Converged
-from .problem import ResidualGroup
-from .registry import entries, get_optimizer
+from ..execution.environment import environment
+from ..errors import PinnbenchError
+from ..execution.instance import build, resolve_device
+from ..core.linalg import SVD_ROUTES, implicit_svd, rank_above, relative_cutoff, thin_svd, truncated_solve
+from ..core.grid_search import grid_line_search
+from ..core.model import MLP
+from ..core.objective import Objective
+from ..core.optimizer import Converged
+from ..core.problem import ResidualGroup
+from ..registry import entries, get_optimizer
 
 SVD_OPTIMIZERS = ("anagram", "engd", "amstramgram")
 LINE_SEARCH_POINTS = 31

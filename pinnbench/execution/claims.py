@@ -16,21 +16,13 @@ import time
 import uuid
 from pathlib import Path
 
+from ..store import pid_alive
+
 HEARTBEAT_SECONDS = 20.0
 STALE_AFTER_SECONDS = 120.0
 
 _HELD_HERE: set[Path] = set()  # the locks every Claims of this process holds (two suites may share a process)
 _HELD_HERE_LOCK = threading.Lock()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True
 
 
 class Claims:
@@ -107,7 +99,7 @@ class Claims:
         if holder["pid"] == os.getpid():  # held by a suite of this very process, or left behind by one
             with _HELD_HERE_LOCK:
                 return path not in _HELD_HERE
-        return not _pid_alive(holder["pid"])
+        return not pid_alive(holder["pid"])
 
     def _break_if_stale(self, path: Path) -> bool:
         """Remove ``path`` if it is stale, under the folder's breaker mutex; True if it is gone now."""

@@ -14,7 +14,6 @@ import torch
 
 from .derivatives import Fields, ResidualFn
 
-PRESETS = ("paper", "quick")
 
 
 @dataclass

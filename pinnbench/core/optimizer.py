@@ -5,10 +5,11 @@ group_slices) and θ. It never reads the clock: the runner owns time and budget.
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any, ClassVar
 
 import torch
+
+from ..hyperparameters import accepted
 
 
 class Converged(Exception):
@@ -39,11 +40,6 @@ class Optimizer:
 
     @classmethod
     def hyperparameters(cls) -> dict[str, Any]:
-        """Constructor keyword arguments and their defaults."""
-        params = inspect.signature(cls.__init__).parameters
-        return {k: p.default for k, p in params.items()
-                if k != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-    def get_hyperparameters(self) -> dict[str, Any]:
-        """The hyperparameters of this instance (attributes named like the constructor arguments)."""
-        return {k: getattr(self, k, v) for k, v in self.hyperparameters().items()}
+        """Constructor keyword arguments and their defaults (the harness records the bound arguments of a run,
+        see :mod:`pinnbench.hyperparameters`)."""
+        return {k: p.default for k, p in accepted(cls).items()}

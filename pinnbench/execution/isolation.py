@@ -1,7 +1,7 @@
 """Fault isolation: runs executed in a child Python process under a watchdog.
 
 An :class:`IsolatedWorker` owns one child Python process (running :func:`child_main`) that executes
-runs one after another with the very same :func:`pinnbench.runner.execute` as the in-process backend, so records
+runs one after another with the very same :func:`pinnbench.execution.run.execute` as the in-process backend, so records
 are bit-identical for the same seeds, device and thread count. The child reports through a socket (its manifest,
 each trajectory point, the final record) and through a small shared heartbeat file (whether it is inside
 optimizer code, since when, at which optimizer time and step). The parent watches:
@@ -34,11 +34,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import PinnbenchError
-from .protocol import Protocol
-from .registry import entries, load_plugin
-from .runner import RunObserver, RunSpec, failed_record
-from .store import RunRecord
+from ..errors import PinnbenchError
+from .run import Run, RunObserver, RunSpec, failed_record, resolve
+from ..protocol import Protocol
+from ..registry import entries, load_plugin
+from ..store import RunRecord
 
 POLL_SECONDS = 0.1
 START_TIMEOUT_SECONDS = 300.0
@@ -66,6 +66,17 @@ def plugin_sources() -> tuple[Plugin, ...]:
             elif entry.source == "python" and entry.cls.__module__ != "__main__":
                 found.setdefault(entry.cls.__module__, ("module", entry.cls.__module__, ""))
     return tuple(found.values())
+
+
+def unshippable() -> None:
+    """Refuse (one line) to isolate runs when a registered class lives in ``__main__``: a fresh process cannot
+    import it. Put it in a file and load it with ``--plugin`` / :func:`pinnbench.registry.load_plugin`."""
+    for kind in ("problem", "optimizer"):
+        for name, entry in entries(kind).items():
+            if entry.source == "python" and entry.cls.__module__ == "__main__":
+                raise PinnbenchError(f"{kind} {name!r} is defined in __main__, which a worker process cannot "
+                                     f"import: move it into a file and load it with load_plugin(PATH), or run "
+                                     f"in this process (in_process=True, --in-process)")
 
 
 def load_plugins(plugins: Sequence[Plugin]) -> None:
@@ -174,7 +185,7 @@ class IsolatedWorker:
             env.update({name: str(self.threads) for name in THREAD_VARIABLES})
         root = str(Path(pinnbench.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        command = [sys.executable, "-c", "import sys; from pinnbench.isolation import child_main; "
+        command = [sys.executable, "-c", "import sys; from pinnbench.execution.isolation import child_main; "
                    "child_main(sys.argv[1:])", str(child_sock.fileno()), path,
                    str(self.threads or 0), ",".join(map(str, self.cpus or ())) or "-", str(os.getpid())]
         self._proc = subprocess.Popen(command, pass_fds=(child_sock.fileno(),), env=env,
@@ -226,28 +237,31 @@ class IsolatedWorker:
         if proc is not None and proc.poll() is None:
             proc.kill()
 
-    def run(self, spec: RunSpec, protocol: Protocol, grace: float | None = None, retries: int = 1, *,
-            plugins: Sequence[Plugin] | None = None, default_dtype: str | None = None,
-            identity: dict[str, Any] | None = None,
+    def run(self, run: Run | RunSpec, protocol: Protocol | None = None, grace: float | None = None,
+            retries: int = 1, *, plugins: Sequence[Plugin] | None = None, default_dtype: str | None = None,
             on_point: Callable[[dict[str, float]], None] | None = None) -> RunRecord:
-        """Execute ``spec`` in the child and return its record; never raises for a failure of the run.
+        """Execute ``run`` in the child and return its record; never raises for a failure of the run.
 
+        run: a resolved Run, or a RunSpec with its ``protocol`` (resolved here with this worker's threads).
         grace: seconds allowed past the budget (default :func:`default_grace`). retries: how many times a run
         whose process died is tried again in a fresh process (a timeout or a Python error is not retried).
-        plugins, default_dtype, identity (the manifest known before the run, for records of runs that died
-        early): as in this process unless given (a Dask worker gets them from the suite's process).
-        on_point: called with each trajectory point as the child reports it (a live progress line).
+        plugins, default_dtype: as in this process unless given (a Dask worker gets them from the suite's
+        process). on_point: called with each trajectory point as the child reports it (a live progress line).
         """
         import torch
 
-        grace = default_grace(protocol.budget_for(spec.problem)) if grace is None else grace
+        if not isinstance(run, Run):
+            if protocol is None:
+                raise TypeError("IsolatedWorker.run(spec) needs the protocol")
+            run = resolve(run, protocol, self.threads)
+        grace = default_grace(run.protocol.budget_for(run.spec.problem)) if grace is None else grace
         request = {"plugins": plugin_sources() if plugins is None else tuple(plugins),
                    "dtype": default_dtype or str(torch.get_default_dtype()).removeprefix("torch."),
-                   "identity": identity, "on_point": on_point}
+                   "on_point": on_point}
         attempt = 0
         while True:
             attempt += 1
-            record, died = self._attempt(spec, protocol, grace, request)
+            record, died = self._attempt(run, grace, request)
             if self.aborted:
                 raise PinnbenchError("the suite was stopped")
             if not died or attempt > retries:
@@ -255,8 +269,7 @@ class IsolatedWorker:
         record.manifest.setdefault("execution", dict(self.execution))["attempts"] = attempt
         return record
 
-    def _attempt(self, spec: RunSpec, protocol: Protocol, grace: float,
-                 request: dict[str, Any]) -> tuple[RunRecord, bool]:
+    def _attempt(self, run: Run, grace: float, request: dict[str, Any]) -> tuple[RunRecord, bool]:
         if self._proc is None or self._proc.poll() is not None:
             if self._proc is not None:
                 self._discard()
@@ -266,20 +279,20 @@ class IsolatedWorker:
             self._proc.kill()
         self._heartbeat.write(IDLE, 0.0, 0)
         try:
-            self._conn.send(("run", spec, protocol, request["plugins"], self.execution, request["dtype"]))
+            self._conn.send(("run", run, request["plugins"], self.execution, request["dtype"]))
         except OSError:  # it died already: seen below
             pass
-        budget = protocol.budget_for(spec.problem)
+        budget = run.protocol.budget_for(run.spec.problem)
         limit = budget + grace
         harness_limit = max(limit, HARNESS_STRETCH_SECONDS)
-        manifest: dict[str, Any] | None = request["identity"]
+        manifest: dict[str, Any] | None = None
         points: list[dict[str, float]] = []
 
         def failed(status: str, error: str, charged: float | None = None) -> RunRecord:
             _, clock, _, step = self._heartbeat.read() if self._heartbeat else (0.0, 0.0, 0.0, 0)
-            return failed_record(spec, protocol, status, error, manifest, points, steps=step,
+            return failed_record(run, status, error, manifest, points, steps=step,
                                  clock=clock if charged is None else charged,
-                                 execution=self.execution if manifest is request["identity"] else None)
+                                 execution=self.execution if manifest is None else None)
 
         while True:
             try:
@@ -347,7 +360,7 @@ def child_main(argv: Sequence[str]) -> None:
         os.sched_setaffinity(0, [int(c) for c in cpus.split(",")])
     import torch
 
-    from .runner import execute
+    from .run import execute
 
     if int(threads):
         torch.set_num_threads(int(threads))
@@ -361,14 +374,14 @@ def child_main(argv: Sequence[str]) -> None:
             return
         if message[0] == "exit":
             return
-        _, spec, protocol, plugins, execution, dtype = message
+        _, run, plugins, execution, dtype = message
         heartbeat.write(UNTIMED, 0.0, 0)
         torch.set_default_dtype(getattr(torch, dtype))
         try:
             load_plugins(plugins)
-            record = execute(spec, protocol, observer=_ChildObserver(conn, heartbeat), execution=execution)
+            record = execute(run, observer=_ChildObserver(conn, heartbeat), execution=execution)
             reply: tuple[Any, ...] = ("done", record)
-        except Exception as exc:  # noqa: BLE001 - e.g. a plugin that fails to import here: the run's failure
+        except BaseException as exc:  # noqa: BLE001 - e.g. a plugin that fails to import here: the run's failure
             reply = ("failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
         heartbeat.write(IDLE, 0.0, 0)
         conn.send(reply)

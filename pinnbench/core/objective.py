@@ -6,9 +6,8 @@ The objective counts its own work so that runs report a hardware-independent cos
 """
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 from dataclasses import dataclass, fields as dc_fields
-from typing import Iterator
 
 import torch
 
@@ -46,6 +45,13 @@ class Objective:
                  batch_memory: int = 256 * 2**20) -> None:
         if derivatives not in DERIVATIVE_PATHS:
             raise ValueError(f"unknown derivative path {derivatives!r}; accepted: {', '.join(DERIVATIVE_PATHS)}")
+        names = [g.name for g in groups]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            from ..errors import PinnbenchError
+
+            raise PinnbenchError(f"two residual groups are named {repeated[0]!r}: every group of a problem needs "
+                                 f"its own name (its rows of r and J are found by name)")
         self.model = model
         self.groups = [
             ResidualGroup(g.name, g.points.to(device=device, dtype=dtype), g.residual, g.lap_dims) for g in groups
@@ -62,25 +68,19 @@ class Objective:
             [torch.full((n,), 1.0 / n, dtype=dtype, device=device) for n in sizes]
         )
         """Per-row weight 1/N_s, so that loss = sum(row_weights * r²)."""
-        self.counts = WorkCounts()
-        self._counting = True
+        self._counts = WorkCounts()
         self._batch_memory = batch_memory
         per_point = 3 if len(model.layers) == 3 else 3 * (model.layers[0] + 2)  # live (width,) tensors per point
         self._bytes_per_theta = 8 * self.n_residuals * max(model.layers[:-1]) * per_point
 
     # ------------------------------------------------------------------ accounting
-    @contextlib.contextmanager
-    def uncounted(self) -> Iterator[None]:
-        """Work done inside this block (evaluation, logging) is not counted."""
-        previous, self._counting = self._counting, False
-        try:
-            yield
-        finally:
-            self._counting = previous
+    @property
+    def counts(self) -> WorkCounts:
+        """The work done through this objective so far (a copy: the harness's record cannot be edited here)."""
+        return dataclasses.replace(self._counts)
 
     def _count(self, name: str, n: int = 1) -> None:
-        if self._counting:
-            setattr(self.counts, name, getattr(self.counts, name) + n)
+        setattr(self._counts, name, getattr(self._counts, name) + n)
 
     # ------------------------------------------------------------------ contract
     def _residuals(self, theta: torch.Tensor) -> torch.Tensor:

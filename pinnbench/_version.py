@@ -1,0 +1,2 @@
+"""The version of pinnbench (one place: the package, manifests and reports read it)."""
+__version__ = "0.1.0"

@@ -1,0 +1,40 @@
+"""Progress on the terminal: a line per finished run and, on a terminal, a live line while a run goes."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from ..store import RunRecord
+from .run import RunSpec
+
+
+class Progress:
+    """Progress on stderr: a line per finished run and, on a terminal, a live line while a run goes."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+
+    def ticker(self, budget: float) -> Callable[[dict[str, float]], None] | None:
+        if not self.live:
+            return None
+
+        def show(point: dict[str, float]) -> None:
+            filled = int(20 * min(point["time"] / budget, 1.0))
+            self.stream.write(f"\r  [{'#' * filled}{'.' * (20 - filled)}] step {point['step']}, "
+                              f"{point['time']:.1f}/{budget:g} s, loss {point['loss']:.2e}, "
+                              f"L2 abs {point['l2_abs']:.2e}   ")
+            self.stream.flush()
+        return show
+
+    def finished(self, index: int, total: int, spec: RunSpec, record: RunRecord | None) -> None:
+        head = f"[{index + 1}/{total}] {spec.problem_label} {spec.label} seed {spec.seed}"
+        if record is None:
+            line = f"{head}: already done, skipped"
+        else:
+            m = record.manifest
+            l2 = record.trajectory["l2_abs"][-1] if record.trajectory["l2_abs"] else float("nan")
+            line = (f"{head}: {m['status']} ({m['stop_reason'] or m.get('error') or ''}) after {m['steps']} "
+                    f"steps, {m['time']:.1f} s, L2 abs {l2:.2e}")
+        self.stream.write(("\r\033[K" if self.live else "") + line + "\n")
+        self.stream.flush()
