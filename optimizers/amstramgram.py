@@ -37,16 +37,17 @@ ANaGRAM step (one SVD, one 31-point line search) per iteration on top of the two
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
-from pinnbench import Optimizer, PinnbenchError, get_optimizer, register_optimizer
+from pinnbench import Optimizer, get_optimizer, register_optimizer
 from pinnbench.linalg import ThinSVD, thin_svd, truncated_solve
 from pinnbench.linesearch import grid_line_search, squared_exponent_grid
 from pinnbench.spectral import Spectrum, spectrum
 
 PHASE_INTERSECTION = 0
 PHASE_FLATTENING = 1
-FALLBACKS = ("portfolio", "none")
 
 
 def _ranks(diagnostics: Spectrum, precision: float) -> tuple[int, int]:
@@ -102,18 +103,15 @@ class AMStraMGRAM(Optimizer):
     """
 
     def __init__(self, precision: float = 1e-12, rank_offset: int = 1, line_search_points: int = 101,
-                 line_search_exponent: float = 60.0, fallback: str = "portfolio",
+                 line_search_exponent: float = 60.0, fallback: Literal["portfolio", "none"] = "portfolio",
                  anagram_cutoff: float | None = None) -> None:
-        if not (isinstance(precision, (int, float)) and not isinstance(precision, bool) and precision > 0):
-            raise PinnbenchError(f"amstramgram: precision must be a positive number, got {precision!r}")
-        if not (isinstance(rank_offset, int) and not isinstance(rank_offset, bool) and rank_offset >= 0):
-            raise PinnbenchError(f"amstramgram: rank_offset must be an integer >= 0, got {rank_offset!r}")
-        if not (isinstance(line_search_points, int) and not isinstance(line_search_points, bool)
-                and line_search_points >= 2):
-            raise PinnbenchError(f"amstramgram: line_search_points must be an integer >= 2, got "
-                                 f"{line_search_points!r}")
-        if fallback not in FALLBACKS:
-            raise PinnbenchError(f"amstramgram: fallback must be one of {', '.join(FALLBACKS)}, got {fallback!r}")
+        # types are checked against these annotations by pinnbench.hyperparameters; ranges here
+        if not precision > 0:
+            raise ValueError(f"precision must be > 0, got {precision!r}")
+        if rank_offset < 0:
+            raise ValueError(f"rank_offset must be >= 0, got {rank_offset!r}")
+        if line_search_points < 2:
+            raise ValueError(f"line_search_points must be >= 2, got {line_search_points!r}")
         self.precision = float(precision)
         self.rank_offset = rank_offset
         self.line_search_points = line_search_points
@@ -155,7 +153,8 @@ class AMStraMGRAM(Optimizer):
         eta, self._theta, loss, self._svd = self._half_step(objective, theta_mid, r_min)
         used = min(r_min + self.rank_offset, k)
         self.info = {"eta": eta, "eta_max": eta_max, "rank": used,
-                     "cutoff": float(diagnostics.singular_values[used - 1]), "r_int": r_int, "r_eps": r_eps, "r_min": r_min, "r_max": r_max,
+                     "cutoff": float(diagnostics.singular_values[used - 1]), "r_int": r_int, "r_eps": r_eps,
+                     "r_min": r_min, "r_max": r_max,
                      "liftoff": float(self.ranks.liftoff), "precision": self.precision,
                      "phase": PHASE_FLATTENING if self.ranks.flattening else PHASE_INTERSECTION,
                      "adaptive_loss": loss, "loss": loss, "track": 0}
