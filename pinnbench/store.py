@@ -15,6 +15,7 @@ import json
 import os
 import re
 import socket
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -205,9 +206,9 @@ def prepare_folder(folder: str | Path) -> Path:
             raise refuse(f"the name {part[:20]!r}... is {len(part)} characters long, over the limit of {limit}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".pinnbench-write-test.{_HOST}.{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        handle, probe = tempfile.mkstemp(prefix=".pinnbench-write-test.", dir=folder)  # unique per caller
+        os.close(handle)
+        os.unlink(probe)
     except OSError as exc:
         raise refuse(exc.strerror or str(exc)) from None
     return folder
@@ -216,8 +217,6 @@ def prepare_folder(folder: str | Path) -> Path:
 def save_elsewhere(record: RunRecord) -> Path | None:
     """Write a run that its results folder could not take (a full disk) into the temporary folder; None if that
     fails too."""
-    import tempfile
-
     try:
         return write_run(record, Path(tempfile.gettempdir()) / "pinnbench-unsaved")
     except OSError:

@@ -21,8 +21,8 @@ from ..store import pid_alive
 HEARTBEAT_SECONDS = 20.0
 STALE_AFTER_SECONDS = 120.0
 
-_HELD_HERE: set[Path] = set()  # the locks every Claims of this process holds (two suites may share a process)
-_HELD_HERE_LOCK = threading.Lock()
+_LIVE_HERE: set[str] = set()  # the nonces of this process's live Claims (two suites may share a process)
+_LIVE_HERE_LOCK = threading.Lock()
 
 
 class Claims:
@@ -38,6 +38,9 @@ class Claims:
         self._stop = threading.Event()
         self._heartbeat = heartbeat
         self._thread: threading.Thread | None = None
+        self.nonce = uuid.uuid4().hex  # written into every lock it takes: this process tells its own live ones
+        with _LIVE_HERE_LOCK:
+            _LIVE_HERE.add(self.nonce)
 
     def __enter__(self) -> "Claims":
         self._thread = threading.Thread(target=self._refresh, name="pinnbench-claims", daemon=True)
@@ -50,6 +53,8 @@ class Claims:
             self._thread.join()
         for key in list(self._held):
             self.release(key)
+        with _LIVE_HERE_LOCK:
+            _LIVE_HERE.discard(self.nonce)
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{key}.lock"
@@ -66,12 +71,10 @@ class Claims:
                     return False
                 continue
             with os.fdopen(fd, "w") as handle:
-                json.dump({"host": self.host, "pid": os.getpid(), "nonce": uuid.uuid4().hex,
-                           "since": time.time()}, handle)
+                json.dump({"host": self.host, "pid": os.getpid(), "nonce": self.nonce, "since": time.time()},
+                          handle)
             with self._mutex:
                 self._held[key] = path
-            with _HELD_HERE_LOCK:
-                _HELD_HERE.add(path)
             return True
         return False
 
@@ -80,8 +83,6 @@ class Claims:
         with self._mutex:
             path = self._held.pop(key, None)
         if path is not None:
-            with _HELD_HERE_LOCK:
-                _HELD_HERE.discard(path)
             path.unlink(missing_ok=True)
 
     def is_stale(self, path: Path) -> bool:
@@ -97,8 +98,8 @@ class Claims:
         if holder.get("host") != self.host or not isinstance(holder.get("pid"), int):
             return False
         if holder["pid"] == os.getpid():  # held by a suite of this very process, or left behind by one
-            with _HELD_HERE_LOCK:
-                return path not in _HELD_HERE
+            with _LIVE_HERE_LOCK:
+                return holder.get("nonce") not in _LIVE_HERE
         return not pid_alive(holder["pid"])
 
     def _break_if_stale(self, path: Path) -> bool:
