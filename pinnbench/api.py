@@ -56,7 +56,7 @@ def run(problems: str | Iterable[str | tuple[str, tuple[int, ...] | None]] | Non
     chosen = [optimizers] if isinstance(optimizers, str) else list(optimizers or proto.optimizers
                                                                    or entries("optimizer"))
     specs = grid(problem_names, _optimizer_pairs(chosen), proto.seeds, proto)
-    with make_backend(jobs, scheduler, scheduler_file, _grace(grace), retries, in_process) as backend:
+    with make_backend(jobs, scheduler, scheduler_file, _grace(grace), retries, in_process, proto) as backend:
         result = run_suite(specs, proto, out, resume=resume, progress=Progress() if progress else None,
                            backend=backend)
     frame = load_results(out)
@@ -77,7 +77,7 @@ def compare(plugin: str | Path, against: Iterable[str | tuple[str, dict[str, Any
     """``pinnbench compare``: run the optimizers of ``plugin`` and the baselines, reusing the stored baseline
     runs in ``out`` that match the protocol and machine; print the summary and write the report."""
     proto = _protocol(protocol, budget, steps, device, seeds)
-    with make_backend(jobs, scheduler, scheduler_file, _grace(grace), retries, in_process) as backend:
+    with make_backend(jobs, scheduler, scheduler_file, _grace(grace), retries, in_process, proto) as backend:
         return compare_plugin(plugin, proto, out=out, against=None if against is None else _optimizer_pairs(against),
                               problems=None if problems is None else list(problems), backend=backend,
                               report=report, report_dir=report_dir)

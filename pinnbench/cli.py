@@ -152,7 +152,8 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
 def _backend(args: argparse.Namespace, protocol: Protocol) -> Backend:
     """The backend the execution options name; warns on stderr when its runs would share cores."""
     grace = parse_duration(args.grace, "--grace") if args.grace is not None else None
-    backend = make_backend(args.jobs, args.scheduler, args.scheduler_file, grace, args.retries, args.in_process)
+    backend = make_backend(args.jobs, args.scheduler, args.scheduler_file, grace, args.retries, args.in_process,
+                           protocol)
     warning = backend.warning(protocol)
     if warning:
         print(f"pinnbench: warning: {warning}", file=sys.stderr)

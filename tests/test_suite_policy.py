@@ -9,7 +9,7 @@ from pinnbench.cli import main
 from pinnbench.execution.backend import InProcessBackend
 from pinnbench.protocol import Protocol
 from pinnbench.runner import RunSpec, run_suite
-from pinnbench.store import load_runs
+from pinnbench.store import load_runs, records
 
 from conftest import REPO
 
@@ -65,3 +65,22 @@ def test_suites_that_do_not_resume_still_share_a_folder(tmp_path):
     assert sorted(len(r.written) + len(r.skipped) for r in results) == [4, 4]
     runs = load_runs(tmp_path)
     assert sorted(runs.seed) == [1, 2, 3, 4]
+
+
+def test_a_step_that_overruns_the_budget_is_recorded_and_shown(tmp_path, capsys, scoped_registry):
+    code = main(["run", "-p", "laplace2d", "-o", "test-slow-step", "--plugin", str(PLUGINS / "hostile.py"),
+                 "--budget", "0.1s", "--in-process", "--out", str(tmp_path), "--no-report"])
+    err = capsys.readouterr().err
+    (m,) = [r.manifest for _, r in records(tmp_path)]
+    assert code == 0 and m["steps"] == 1 and m["longest_step"] >= 0.3 and 0.2 <= m["overrun"] == m["time"] - 0.1
+    assert "warning: over budget by 0.2 s (longest step 0.3 s); warning: only 1 steps in the budget" in err
+
+
+@pytest.mark.parametrize("cores, threads, expected", [(4, 1, ("process", 4)), (4, 2, ("process", 2)),
+                                                      (2, None, ("isolated", 1)), (2, 4, ("isolated", 1))])
+def test_the_default_backend_runs_cores_over_threads_workers(monkeypatch, cores, threads, expected):
+    from pinnbench.execution import backends
+    monkeypatch.setattr(backends, "available_cpus", lambda: list(range(cores)))
+    backend = backends.make_backend(protocol=Protocol(threads=threads))
+    assert (backend.name, backend.jobs) == expected
+    assert backends.make_backend(jobs=3, protocol=Protocol(threads=threads)).jobs == 3  # --jobs wins

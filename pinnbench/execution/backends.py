@@ -1,11 +1,13 @@
 """Execution backends: where the runs of a suite execute.
 
-- :class:`IsolatedBackend` (the default of ``pinnbench run``/``compare`` and :func:`pinnbench.run`): one
-  persistent isolated worker process, one run after another, with this process's thread count: a run that hangs
-  is stopped at budget + grace (``timeout``), one that kills its process costs only itself (``error``).
+- :class:`IsolatedBackend` (the default of ``pinnbench run``/``compare`` and :func:`pinnbench.run` when the
+  protocol leaves threads to the machine, as ``paper`` does): one persistent isolated worker process, one run
+  after another, with this process's thread count: a run that hangs is stopped at budget + grace
+  (``timeout``), one that kills its process costs only itself (``error``). When the protocol pins the threads
+  per run (``quick``: one), the default is a :class:`ProcessBackend` with ``cores // threads`` workers.
 - :class:`~pinnbench.execution.backend.InProcessBackend` (``--in-process``): one run after another in this
   process; no protection against a plugin that hangs or crashes.
-- :class:`ProcessBackend` (``--jobs N``): N isolated worker processes on this machine (see
+- :class:`ProcessBackend` (``--jobs N``, or the default as above): N isolated worker processes on this machine (see
   :mod:`pinnbench.isolation`: watchdog, timeouts, crashes), each with ``cores // N`` threads and pinned to its
   own cores.
 - :class:`DaskBackend` (``--scheduler`` / ``--scheduler-file``): a Dask distributed cluster, e.g. one made by
@@ -39,7 +41,7 @@ from ..protocol import Protocol
 from ..store import RunRecord
 
 __all__ = ["Backend", "DaskBackend", "InProcessBackend", "IsolatedBackend", "ProcessBackend", "SequentialBackend",
-           "available_cpus", "make_backend", "oversubscription", "this_machine"]
+           "available_cpus", "default_jobs", "make_backend", "oversubscription", "this_machine"]
 
 
 class ProcessBackend(Backend):
@@ -335,10 +337,12 @@ class DaskBackend(Backend):
 
 
 def make_backend(jobs: int | None = None, scheduler: str | None = None, scheduler_file: str | None = None,
-                 grace: float | None = None, retries: int | None = None, in_process: bool = False) -> Backend:
+                 grace: float | None = None, retries: int | None = None, in_process: bool = False,
+                 protocol: Protocol | None = None) -> Backend:
     """The backend the CLI options name: a Dask scheduler (address or file), else ``jobs`` worker processes,
-    else in this process (``in_process``), else one isolated worker (the default). grace and retries (default 1)
-    apply to isolated runs only."""
+    else in this process (``in_process``), else the default: when the protocol pins the threads per run (quick:
+    one), as many isolated workers as fit the cores (:func:`default_jobs`), else one isolated worker with this
+    process's threads. grace and retries (default 1) apply to isolated runs only."""
     if in_process and (jobs is not None or scheduler is not None or scheduler_file is not None):
         raise PinnbenchError("--in-process excludes --jobs and a Dask scheduler")
     if scheduler is not None or scheduler_file is not None:
@@ -347,10 +351,24 @@ def make_backend(jobs: int | None = None, scheduler: str | None = None, schedule
         if scheduler is not None and scheduler_file is not None:
             raise PinnbenchError("give --scheduler or --scheduler-file, not both")
         return DaskBackend(scheduler, scheduler_file, grace=grace, retries=1 if retries is None else retries)
-    if jobs is not None:
-        return ProcessBackend(jobs, grace=grace, retries=1 if retries is None else retries)
     if in_process:
         if grace is not None or retries is not None:
             raise PinnbenchError("--grace and --retries apply to isolated runs: drop --in-process")
         return InProcessBackend()
-    return IsolatedBackend(grace=grace, retries=1 if retries is None else retries)
+    retries = 1 if retries is None else retries
+    if jobs is None and protocol is not None:
+        jobs = default_jobs(protocol)
+    if jobs is not None and jobs > 1:
+        return ProcessBackend(jobs, grace=grace, retries=retries)
+    if jobs is not None:
+        ProcessBackend(jobs)  # validates --jobs
+    return IsolatedBackend(grace=grace, retries=retries)
+
+
+def default_jobs(protocol: Protocol) -> int | None:
+    """Concurrent runs by default: cores // threads when the protocol pins its threads per run (two runs of one
+    thread on two cores: measured faster than one run of two threads, and steadier under load; README.md), else
+    None (one worker with this process's threads)."""
+    if not protocol.threads:
+        return None
+    return max(1, len(available_cpus()) // protocol.threads)

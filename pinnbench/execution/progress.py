@@ -35,6 +35,18 @@ class Progress:
             m = record.manifest
             l2 = record.trajectory["l2_abs"][-1] if record.trajectory["l2_abs"] else float("nan")
             line = (f"{head}: {m['status']} ({m['stop_reason'] or m.get('error') or ''}) after {m['steps']} "
-                    f"steps, {m['time']:.1f} s, L2 abs {l2:.2e}")
+                    f"steps, {m['time']:.1f} s, L2 abs {l2:.2e}{overrun_note(m)}")
         self.stream.write(("\r\033[K" if self.live else "") + line + "\n")
         self.stream.flush()
+
+
+def overrun_note(manifest: dict) -> str:
+    """A warning for a run whose last step overran its budget by more than half the budget, or that made fewer
+    than 10 steps: its time is not the protocol's budget, or it barely moved."""
+    budget, overrun = manifest.get("budget") or 0.0, manifest.get("overrun") or 0.0
+    notes = []
+    if budget and overrun > 0.5 * budget:
+        notes.append(f"over budget by {overrun:.1f} s (longest step {manifest.get('longest_step', 0.0):.1f} s)")
+    if manifest.get("status") == "ok" and manifest.get("stop_reason") == "budget" and manifest.get("steps", 0) < 10:
+        notes.append(f"only {manifest['steps']} steps in the budget")
+    return "".join(f"; warning: {n}" for n in notes)

@@ -273,6 +273,7 @@ class _Execution:
         self.record = RunRecord(manifest={**run.identity, "execution": execution_facts(**(execution or {})),
                                           "started": _now()})
         self.clock, self.step, self.theta = 0.0, 0, None
+        self.longest_step = 0.0
         self.judge: ProblemInstance | None = None
         self.objective: Any = None
 
@@ -332,10 +333,13 @@ class _Execution:
         except Converged:
             return "ok", "converged"
         while (run.max_steps is None or self.step < run.max_steps) and self.clock < budget:
+            before = self.clock
             try:
                 theta_next = self.timed(device, lambda: optimizer.step(objective, self.theta))
             except Converged:
                 return "ok", "converged"
+            finally:
+                self.longest_step = max(self.longest_step, self.clock - before)
             self.theta = check_theta(theta_next, self.theta)
             self.step += 1
             self.record.add_info(self.step, getattr(optimizer, "info", {}) or {})
@@ -395,6 +399,8 @@ def execute(run: Run | RunSpec, protocol: Protocol | None = None, evaluate_every
                 if status == "ok":
                     status, error = "error", f"final evaluation failed: {_message(exc)}"
                     state.record.manifest["traceback"] = traceback.format_exc(limit=20)
+    budget = run.protocol.budget_for(run.spec.problem)
     state.record.manifest.update(status=status, stop_reason=stop_reason, error=error, steps=state.step,
-                                 time=state.clock, finished=_now())
+                                 time=state.clock, longest_step=state.longest_step,
+                                 overrun=max(0.0, state.clock - budget), finished=_now())
     return state.record

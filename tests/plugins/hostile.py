@@ -57,3 +57,14 @@ class HangsInSetup(Problem):
     def point_sets(self, preset, generator):
         points = interior_grid(5, (0, 0), (1, 1))
         return PointSets([ResidualGroup("interior", points, lambda x, f: f.u)], evaluation=points)
+
+
+@register_optimizer("test-slow-step")
+class SlowSteps(Optimizer):
+    """Gradient steps that each take 0.3 s: a run of 0.1 s budget overruns it by about 0.2 s."""
+
+    def step(self, objective, theta):
+        import time
+        time.sleep(0.3)
+        loss, grad = objective.loss_and_grad(theta)
+        return theta - 1e-3 * grad
