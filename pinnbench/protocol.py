@@ -18,6 +18,12 @@ from .errors import PinnbenchError
 
 MISSION_OPTIMIZERS = ("adam", "lbfgs", "engd", "anagram", "amstramgram", "ssbroyden")
 """What ``pinnbench run --all`` runs under ``quick``: the papers' six (the others on request, ``-o NAME``)."""
+QUICK_STEP_CAP = 1_000_000
+"""quick's step cap, which no run reaches in its budget: every quick run ends on its budget (or converges)."""
+QUICK_BUDGETS = (("allen_cahn", 40.0), ("burgers", 30.0), ("heat", 20.0), ("laplace2d", 20.0), ("laplace5d", 20.0),
+                 ("nonlinear_poisson", 30.0))
+QUICK_NETS = (("burgers", (2, 32, 32, 1)), ("heat", (2, 24, 24, 1)), ("laplace2d", (2, 24, 24, 1)))
+"""quick's optimizer seconds per run, per problem (docs/quick-protocol.md: how each was chosen, measured)."""
 PAPER_SEEDS = (6865, 8369, 4785, 6705, 5729, 4353, 3409, 3601, 5681, 1857)
 DTYPES = ("float64", "float32")
 DEVICES = ("cpu", "cuda", "auto")
@@ -123,8 +129,12 @@ class Protocol:
 
 PRESETS: dict[str, Protocol] = {
     "quick": Protocol(
-        name="quick", seeds=(6865,), budget=8.0, points="quick", suite_budget=480.0, optimizers=MISSION_OPTIMIZERS,
-        description="one seed, 8 s per run, suite capped at 8 min of optimizer time: a fast, fair first look"),
+        name="quick", seeds=(6865,), budget=30.0, steps=QUICK_STEP_CAP, points="quick", threads=1,
+        optimizers=MISSION_OPTIMIZERS,
+        nets=QUICK_NETS, problem_budgets=QUICK_BUDGETS,
+        description="the papers' story in about 10 minutes on 2 cores: one seed, runs of one thread, one per core, "
+                    "20-40 s per run by problem, every run ends on its budget; laplace2d and heat on [2,24,24,1], "
+                    "burgers on [2,32,32,1]; laplace2d, heat and nonlinear_poisson on 400-point grids"),
     "paper": Protocol(
         name="paper", seeds=PAPER_SEEDS, budget=1800.0, points="paper",
         description="the papers' ten seeds, point sets, nets and step counts; 30 min per run at most"),

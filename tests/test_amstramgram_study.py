@@ -32,7 +32,7 @@ def test_problem_settings_parse_a_net_in_any_separator():
 
 
 def test_a_net_changes_the_run_key_and_the_default_net_does_not_count_as_one():
-    quick = load_protocol("quick")
+    quick = load_protocol("quick").replace(nets=())  # the problem's default net, [2,32,1]
     base, = grid(["laplace2d"], [("anagram", {})], [1], quick)
     wide, = grid([("laplace2d", (2, 64, 64, 1))], [("anagram", {})], [1], quick)
     same, = grid([("laplace2d", (2, 32, 1))], [("anagram", {})], [1], quick)
@@ -45,7 +45,8 @@ def test_a_net_changes_the_run_key_and_the_default_net_does_not_count_as_one():
 
 def test_net_from_the_cli_is_trained_recorded_and_kept_apart(tmp_path, capsys):
     out = tmp_path / "r"
-    args = ["run", "-o", "anagram", "--steps", "1", "--seeds", "1", "--out", str(out), "--no-report"]
+    args = ["run", "-o", "anagram", "--steps", "1", "--seeds", "1", "--protocol", "paper", "--out", str(out),
+            "--no-report"]
     assert main([*args, "-p", "laplace2d:net=2,8,8,1", "laplace2d"]) == 0
     runs = load_runs(out).set_index("problem")
     assert set(runs.index) == {"laplace2d", "laplace2d[net=2-8-8-1]"}

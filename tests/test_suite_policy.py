@@ -7,7 +7,8 @@ import pytest
 from pinnbench import registry
 from pinnbench.cli import main
 from pinnbench.execution.backend import InProcessBackend
-from pinnbench.protocol import Protocol
+from pinnbench.execution.backends import make_backend
+from pinnbench.protocol import Protocol, load_protocol
 from pinnbench.runner import RunSpec, run_suite
 from pinnbench.store import load_runs, records
 
@@ -28,7 +29,7 @@ def test_the_default_command_stops_a_hang_and_survives_a_crash(tmp_path, capsys,
                  str(PLUGINS / "hostile.py"), "--budget", "2s", "--grace", "1s", "--retries", "0", "--out", str(out),
                  "--no-report"])
     err = capsys.readouterr().err
-    assert "one isolated worker process" in err
+    assert make_backend(protocol=load_protocol("quick")).describe() in err  # quick: one isolated worker per core
     runs = load_runs(out).set_index("optimizer")
     assert runs.loc["test-hang", "status"] == "timeout" and runs.loc["adam", "status"] == "ok"
     assert "killed by signal SIGSEGV" in runs.loc["test-segfault", "error"]
