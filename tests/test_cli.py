@@ -169,3 +169,16 @@ def test_live_progress_line_names_the_run(tmp_path, backend):
                   backend=chosen)
     live = [part for part in terminal.getvalue().split("\r\033[K") if "step " in part and "/60 s" in part]
     assert live and all(part.startswith("  heat adam[lr=0.01] seed 7 [") for part in live)
+
+
+def test_plot_spectrum_of_a_run_without_spectra_is_one_line(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["run", "-p", "laplace2d", "-o", "adam", "--steps", "2", "--out", str(out), "--no-report",
+                 "--in-process"]) == 0
+    (run,) = out.glob("*.npz")
+    capsys.readouterr()
+    assert main(["plot", "spectrum", str(run), "--out", str(tmp_path / "fig")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"pinnbench: error: run {run.name} (adam) has no spectra: only SVD-based optimizers "
+                   "(amstramgram, anagram) record them\n")
+    assert not list(tmp_path.glob("fig*"))
