@@ -6,12 +6,14 @@ import ast
 import re
 import signal
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 from tabulate import tabulate
 
+from ._version import __version__
 from .execution.backends import Backend, make_backend
 from .compare import compare_plugin
 from .errors import PinnbenchError
@@ -69,15 +71,42 @@ def parse_problem(text: str) -> tuple[str, tuple[int, ...] | None]:
     return name.strip(), tuple(int(w) for w in widths)
 
 
+def _examples(lines: Sequence[str]) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _command(sub: Any, name: str, summary: str, description: str, examples: Sequence[str]) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows ``description`` and an "examples:" epilog."""
+    return sub.add_parser(name, help=summary, description=textwrap.fill(description, 100),
+                          epilog=_examples(examples), formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pinnbench", description="Benchmark optimizers for physics-informed neural networks.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(prog="pinnbench", formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description=textwrap.fill(
+                         "Benchmark optimizers for physics-informed neural networks: every optimizer on the same "
+                         "problems, seeds, budget and device, with one run file per run and reports built from "
+                         "them. 'pinnbench COMMAND --help' describes a command.", 100),
+                     epilog=_examples(["pinnbench list", "pinnbench run -p laplace2d heat -o anagram adam --budget 30s",
+                                       "pinnbench report results", "pinnbench compare my_optimizer.py"]))
+    parser.add_argument("--version", action="version", version=f"pinnbench {__version__}")
+    sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND", parser_class=_Parser)
 
     plugin_help = "a .py file registering extra optimizers/problems (repeatable)"
-    listing = sub.add_parser("list", help="list problems, optimizers and protocols, and where each came from")
+    listing = _command(sub, "list", "list problems, optimizers and protocols, and where each came from",
+                       "List every registered problem (its default net and the points of each residual group "
+                       "under the quick and paper point sets), every optimizer (its hyperparameters and their "
+                       "defaults) and the protocol presets.",
+                       ["pinnbench list", "pinnbench list --plugin my_optimizer.py"])
     listing.add_argument("--plugin", action="append", default=[], help=plugin_help)
 
-    run = sub.add_parser("run", help="run a grid of problem x optimizer x seed under a protocol")
+    run = _command(sub, "run", "run a grid of problem x optimizer x seed under a protocol",
+                   "Run every problem x optimizer x seed of the grid under a protocol (quick by default), one "
+                   "run file per run in the results folder, skipping the runs already there; then print a "
+                   "summary table and write the report.",
+                   ["pinnbench run --all", "pinnbench run -p laplace2d heat -o anagram adam --seeds 1 2 3 --budget 30s",
+                    "pinnbench run -p laplace2d:net=2,64,64,1 -o anagram:cutoff=1e-7 --steps 200",
+                    "pinnbench run --all --protocol paper --jobs 4 --out results-paper"])
     run.add_argument("--all", action="store_true", help="every problem and optimizer of the protocol")
     run.add_argument("-p", "--problems", nargs="+", metavar="NAME[:net=W,...]",
                      help="problems to run, optionally with a net: -p laplace2d:net=2,64,64,1 heat")
@@ -90,8 +119,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     _add_execution_options(run)
 
-    compare = sub.add_parser("compare", help="where a new optimizer stands: run a plugin's optimizers and the "
-                                             "baselines on the suite, reusing stored baseline runs")
+    compare = _command(sub, "compare", "where a new optimizer stands: run a plugin's optimizers and the "
+                                       "baselines on the suite, reusing stored baseline runs",
+                       "Run the optimizers a plugin file registers and the baselines on the protocol's problems "
+                       "and seeds, reusing the baseline runs already stored in the results folder, and report "
+                       "where the new optimizers stand.",
+                       ["pinnbench compare my_optimizer.py",
+                        "pinnbench compare my_optimizer.py --against anagram adam -p laplace2d heat --budget 60s"])
     compare.add_argument("plugin_file", metavar="PLUGIN.py", help="a .py file registering the new optimizer(s)")
     compare.add_argument("--against", nargs="+", metavar="NAME[:k=v,...]",
                          help="baseline optimizers (default: every registered optimizer not in PLUGIN.py)")
@@ -104,18 +138,37 @@ def _parser() -> argparse.ArgumentParser:
     _add_execution_options(compare)
 
     from .perf import probe
-    bench = sub.add_parser("bench", help="performance probe of the Jacobian/SVD core on this machine")
+    bench = _command(sub, "bench", "performance probe of the Jacobian/SVD core on this machine",
+                     "Measure this machine's float64 matmul peak and copy bandwidth, then the residual Jacobian, "
+                     "the thin SVD, the line search and a full step of the SVD-based optimizers at every "
+                     "problem's paper size, each as a fraction of what the ceilings allow.",
+                     ["pinnbench bench", "pinnbench bench --threads 1 --clock cpu --no-scaling",
+                      "pinnbench bench -p laplace2d --optimizers anagram --json probe.json"])
     probe.add_arguments(bench)
 
-    plot = sub.add_parser("plot", help="figures of one run")
-    plot_kinds = plot.add_subparsers(dest="figure", required=True, parser_class=_Parser)
-    spectrum = plot_kinds.add_parser("spectrum", help="singular values, RCE, precision, sqrt(loss) and cutoff "
-                                     "rank at chosen steps, and the loss curve with phase changes")
+    plot = _command(sub, "plot", "figures of one run",
+                    "Draw a figure of one run file: spectrum, the spectral panels of an SVD-based run.",
+                    ["pinnbench plot spectrum results/RUN.npz",
+                     "pinnbench plot spectrum results/RUN.npz --steps 1 50 200"])
+    plot_kinds = plot.add_subparsers(dest="figure", required=True, title="figures", metavar="FIGURE",
+                                     parser_class=_Parser)
+    spectrum = _command(plot_kinds, "spectrum", "singular values, RCE, precision, sqrt(loss) and cutoff rank at "
+                        "chosen steps, and the loss curve with phase changes",
+                        "Draw the spectral panels of an SVD-based run (anagram, amstramgram): at chosen steps the "
+                        "singular values, the reconstruction error RCE, the precision, sqrt(train loss) and the "
+                        "cutoff rank on one log axis, and the loss curve with the phase changes. Writes PNG and "
+                        "SVG.",
+                        ["pinnbench plot spectrum results/RUN.npz",
+                         "pinnbench plot spectrum results/RUN.npz --steps 1 50 200 --out figures/spectrum"])
     spectrum.add_argument("run", help="a run file (.npz) of an SVD-based optimizer")
     spectrum.add_argument("--steps", nargs="+", type=int, help="steps to draw (default: around phase changes)")
     spectrum.add_argument("--out", help="output path without extension (default: next to the run file)")
 
-    report = sub.add_parser("report", help="tables, figures, time-to-target and profiles of a results folder")
+    report = _command(sub, "report", "tables, figures, time-to-target and profiles of a results folder",
+                      "Build the report of a results folder: error and time tables, convergence figures, "
+                      "time-to-target and performance profiles.",
+                      ["pinnbench report", "pinnbench report results --format md latex --metric l2_rel",
+                       "pinnbench report results --no-figures --out report-tables"])
     report.add_argument("results", nargs="?", default="results", help="results folder (default: results/)")
     report.add_argument("--format", nargs="+", choices=("md", "latex", "html"), default=["md", "html"],
                         help="table formats (default: md html)")
@@ -321,7 +374,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, _terminate)
         except ValueError:  # not the main thread
             pass
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version have printed what they show
+            return int(exc.code or 0)
+        if args.command is None:
+            parser.print_help()
+            return 0
         for plugin in getattr(args, "plugin", []):
             load_plugin(Path(plugin))
         commands = {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report, "bench": _cmd_bench, "plot": _cmd_plot,
