@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
 from tabulate import tabulate
 
 from ._version import __version__
@@ -212,6 +213,19 @@ def _backend(args: argparse.Namespace, protocol: Protocol) -> Backend:
     return backend
 
 
+def _point_counts(problem: type) -> str:
+    """``quick: interior 784, boundary 116; paper: the same``: the points of each residual group per point set."""
+    counts = {}
+    for preset in ("quick", "paper"):
+        try:
+            sets = problem().point_sets(preset, torch.Generator().manual_seed(0))
+            counts[preset] = ", ".join(f"{g.name} {g.points.shape[0]}" for g in sets.groups)
+        except Exception as exc:  # noqa: BLE001 - a plugin's broken point sets must not hide the listing
+            counts[preset] = f"point_sets raised {type(exc).__name__}"
+    paper = "the same" if counts["paper"] == counts["quick"] else counts["paper"]
+    return f"quick: {counts['quick']}; paper: {paper}"
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     for kind in ("problem", "optimizer"):
         rows = []
@@ -219,15 +233,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
             doc = (entry.cls.__doc__ or "").strip().splitlines()
             if kind == "problem":
                 layers = tuple(entry.cls.layers)
-                details = f"net {net_text(layers)} (P = {MLP(layers).n_params})"
+                details = [f"net {net_text(layers)} (P = {MLP(layers).n_params})", _point_counts(entry.cls)]
                 extra = entry.cls.description
             else:
-                details = ", ".join(f"{k}={v!r}" for k, v in entry.cls.hyperparameters().items())
+                details = [", ".join(f"{k}={v!r}" for k, v in entry.cls.hyperparameters().items())]
                 extra = doc[0] if doc else ""
-            rows.append([name, entry.source, extra, details])
-        print(tabulate(rows, headers=[kind, "source", "description",
-                                      "default net" if kind == "problem" else "hyperparameters (defaults)"],
-                       maxcolwidths=[None, None, 60, 70]))
+            rows.append([name, entry.source, extra, *details])
+        headers = ["default net", "collocation points per group"] if kind == "problem" else \
+            ["hyperparameters (defaults)"]
+        print(tabulate(rows, headers=[kind, "source", "description", *headers],
+                       maxcolwidths=[None, None, 50, 30, 50] if kind == "problem" else [None, None, 60, 70]))
         print()
     rows = [[p.name, len(p.seeds), f"{p.budget:g} s", p.points, p.device, p.description] for p in PRESETS.values()]
     print(tabulate(rows, headers=["protocol", "seeds", "budget/run", "points", "device", "description"],
