@@ -1,4 +1,4 @@
-"""The ``pinnbench`` command line: list, run, compare (and the report/plot/bench commands that build on runs)."""
+"""The ``pinnbench`` command line: list, run, compare, check (and the report/plot/bench commands that build on runs)."""
 from __future__ import annotations
 
 import argparse
@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
                          "problems, seeds, budget and device, with one run file per run and reports built from "
                          "them. 'pinnbench COMMAND --help' describes a command.", 100),
                      epilog=_examples(["pinnbench list", "pinnbench run -p laplace2d heat -o anagram adam --budget 30s",
-                                       "pinnbench report results", "pinnbench compare my_optimizer.py"]))
+                                       "pinnbench report results", "pinnbench check my_problem.py"]))
     parser.add_argument("--version", action="version", version=f"pinnbench {__version__}")
     sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND", parser_class=_Parser)
 
@@ -137,6 +137,17 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-report", action="store_true", help="print the summary table only")
     compare.add_argument("--plugin", action="append", default=[], help=plugin_help)
     _add_execution_options(compare)
+
+    check = _command(sub, "check", "check that a plugin's problems and optimizers keep the harness's contract",
+                     "For each problem a file registers: unique residual group names, sizes that agree, an exact "
+                     "solution that makes every residual vanish on the quick points, and a residual Jacobian "
+                     "that agrees with finite differences. For each optimizer: steps on laplace2d that keep θ "
+                     "finite, its shape and dtype, and info/spectrum keys declared in info_keys/spectrum_keys. "
+                     "One line per check; exit 0 when all pass, 1 when one fails.",
+                     ["pinnbench check my_problem.py", "pinnbench check problems/heat.py optimizers/anagram.py",
+                      "pinnbench check --builtin"])
+    check.add_argument("files", nargs="*", metavar="FILE.py", help="plugin files registering problems/optimizers")
+    check.add_argument("--builtin", action="store_true", help="also check every built-in problem and optimizer")
 
     from .perf import probe
     bench = _command(sub, "bench", "performance probe of the Jacobian/SVD core on this machine",
@@ -327,6 +338,20 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .check import check_files
+    if not (args.files or args.builtin):
+        raise PinnbenchError("choose what to check: FILE.py ... (a plugin file, or problems/NAME.py, "
+                             "optimizers/NAME.py) and/or --builtin")
+    counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+    for outcome in check_files(args.files, builtin=args.builtin):
+        print(outcome, flush=True)
+        counts[outcome.status] += 1
+    print(f"pinnbench: {sum(counts.values())} checks: {counts['PASS']} passed, {counts['FAIL']} failed, "
+          f"{counts['SKIP']} skipped", file=sys.stderr)
+    return 1 if counts["FAIL"] else 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from .plot_spectrum import plot_spectrum
     run = Path(args.run)
@@ -400,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for plugin in getattr(args, "plugin", []):
             load_plugin(Path(plugin))
         commands = {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report, "bench": _cmd_bench, "plot": _cmd_plot,
-                    "compare": _cmd_compare}
+                    "compare": _cmd_compare, "check": _cmd_check}
         return commands[args.command](args)
     except PinnbenchError as exc:
         print(f"pinnbench: error: {exc}", file=sys.stderr)

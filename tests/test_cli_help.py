@@ -38,7 +38,7 @@ def test_bare_pinnbench_prints_the_usage_and_the_commands(capsys):
 
 
 def test_every_command_is_covered():
-    assert {"list", "run", "compare", "bench", "plot", "report"} <= {path[0] for path in COMMANDS if path}
+    assert {"list", "run", "compare", "check", "bench", "plot", "report"} <= {path[0] for path in COMMANDS if path}
     assert ("plot", "spectrum") in COMMANDS
 
 
