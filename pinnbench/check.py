@@ -156,7 +156,8 @@ class _ProblemCheck:
         if wrong:
             raise _Failed("; ".join(wrong))
         groups = ", ".join(f"{g.name} {g.points.shape[0]}" for g in self.sets.groups)
-        return f"net {net_text(layers)} on {dim} inputs; points {groups}; {evaluation.shape[0]} evaluation points"
+        inputs = f"{dim} input{'s' * (dim != 1)}"
+        return f"net {net_text(layers)} on {inputs}; points {groups}; {evaluation.shape[0]} evaluation points"
 
     def exact(self) -> str:
         worst, failures, unchecked, reason = 0.0, [], [], ""
