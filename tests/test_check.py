@@ -158,3 +158,18 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
     assert main([arg.format(tmp=tmp_path) for arg in args]) == 2
     captured = capsys.readouterr()
     assert not captured.out and captured.err.count("\n") == 1 and message.format(tmp=tmp_path) in captured.err
+
+
+def _readme_block(marker: str) -> str:
+    """The fenced block after ``<!-- marker -->`` in README.md, without its fences."""
+    after = (REPO / "README.md").read_text().split(f"<!-- {marker} -->\n", 1)[1]
+    return after.split("```", 2)[1].split("\n", 1)[1]
+
+
+def test_readme_problem_example_is_the_plugin_and_passes_as_shown(capsys):
+    assert _readme_block("my-problem") == (PLUGINS / "my_problem.py").read_text()
+    assert main(["check", str(PLUGINS / "my_problem.py")]) == 0
+    shown = [line for line in _readme_block("my-problem-check").splitlines() if line.startswith(("PASS", "FAIL"))]
+    lines = _lines(capsys)
+    assert [line.split(" (")[0] for line in lines] == [line.split(" (")[0] for line in shown] and len(shown) == 4
+    assert lines[1] == shown[1]  # the sizes line has no measured number
