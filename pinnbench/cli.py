@@ -143,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
                      "solution that makes every residual vanish on the quick points, and a residual Jacobian "
                      "that agrees with finite differences. For each optimizer: steps on laplace2d that keep θ "
                      "finite, its shape and dtype, and info/spectrum keys declared in info_keys/spectrum_keys. "
-                     "One line per check; exit 0 when all pass, 1 when one fails.",
+                     "One line per check; exit 0 when all pass, 1 when one fails, 2 for bad input.",
                      ["pinnbench check my_problem.py", "pinnbench check problems/heat.py optimizers/anagram.py",
                       "pinnbench check --builtin"])
     check.add_argument("files", nargs="*", metavar="FILE.py", help="plugin files registering problems/optimizers")
