@@ -11,6 +11,7 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba) on the flat θ; the learning rate is multiplied by ``decay`` at each of ``milestones``."""
 
     paper_steps = 20001
+    info_keys = {"loss": "the train loss at the θ the step started from", "lr": "the learning rate of the step"}
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  milestones: tuple[int, ...] = (15000, 25000, 35000, 45000), decay: float = 0.1) -> None:

@@ -44,7 +44,7 @@ import torch
 from pinnbench import Optimizer, get_optimizer, register_optimizer
 from pinnbench.linalg import ThinSVD, thin_svd, truncated_solve
 from pinnbench.linesearch import grid_line_search, squared_exponent_grid
-from pinnbench.spectral import Spectrum, spectrum
+from pinnbench.spectral import SPECTRUM_KEYS, Spectrum, spectrum
 
 PHASE_INTERSECTION = 0
 PHASE_FLATTENING = 1
@@ -101,6 +101,17 @@ class AMStraMGRAM(Optimizer):
     anagram_cutoff: the ANaGRAM track's absolute cutoff; None for its relative default sqrt(eps·P)·s_max
         (problems set ANaGRAM's published value).
     """
+
+    info_keys = {  # docs/amstramgram.md, "Diagnostics"
+        "eta": "the r_min half-step's step size", "eta_max": "the r_max half-step's step size",
+        "rank": "the directions used (r_min + rank_offset)", "cutoff": "the singular value at that rank",
+        "r_int": "the intersection rank #{RCE_n < s_n}", "r_eps": "the precision rank #{RCE_n >= ε}",
+        "r_min": "max(1, min(r_int, r_eps))", "r_max": "the upper rank", "liftoff": "1 once liftoff happened",
+        "precision": "the precision ε", "phase": "0 intersection, 1 flattening",
+        "adaptive_loss": "the adaptive track's train loss after the step",
+        "anagram_loss": "the ANaGRAM track's train loss after the step (fallback 'portfolio')",
+        "loss": "the train loss of the returned θ", "track": "the track returned: 0 adaptive, 1 ANaGRAM"}
+    spectrum_keys = SPECTRUM_KEYS
 
     def __init__(self, precision: float = 1e-12, rank_offset: int = 1, line_search_points: int = 101,
                  line_search_exponent: float = 60.0, fallback: Literal["portfolio", "none"] = "portfolio",

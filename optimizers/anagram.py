@@ -7,7 +7,7 @@ import torch
 from pinnbench import Optimizer, register_optimizer
 from pinnbench.linalg import rank_above, relative_cutoff, thin_svd, truncated_solve
 from pinnbench.linesearch import grid_line_search
-from pinnbench.spectral import spectrum
+from pinnbench.spectral import SPECTRUM_KEYS, spectrum
 
 
 @register_optimizer("anagram")
@@ -21,6 +21,12 @@ class ANaGRAM(Optimizer):
     c = Uᵀr and the RCE curve; ``info`` the step size, the rank and cutoff used, the intersection rank r_int
     and the loss after the step (ANaGRAM has no precision: r_eps, precision and phase are NaN).
     """
+
+    info_keys = {"eta": "the step size the line search chose", "rank": "the singular directions used",
+                 "cutoff": "the singular-value threshold used", "r_int": "the intersection rank #{RCE_n < s_n}",
+                 "r_eps": "NaN (amstramgram's precision rank)", "precision": "NaN (amstramgram's precision)",
+                 "phase": "NaN (amstramgram's phase)", "loss": "the train loss after the step"}
+    spectrum_keys = SPECTRUM_KEYS
 
     def __init__(self, cutoff: float | None = None, line_search_steps: int = 31) -> None:
         if cutoff is not None and not cutoff >= 0:

@@ -98,6 +98,11 @@ class DenseQuasiNewton(Optimizer):
 
     rule: ClassVar[str] = "ssbroyden2"
     paper_steps = 20000  # the authors' quasi-Newton iteration count in most of their examples (warm-up included here)
+    info_keys = {"loss": "the train loss after a quasi-Newton step (warm-up: at the θ it started from)",
+                 "lr": "warm-up only: Adam's learning rate", "warmup": "warm-up only: 1",
+                 "alpha": "the strong-Wolfe step length", "line_search_evals": "the line search's evaluations",
+                 "skipped_update": "1 when a guard left H unchanged", "reset_to_identity": "1 when H was reset to I",
+                 "tau": "the update's scaling τ (NaN when skipped)", "phi": "the Broyden family's φ (NaN when skipped)"}
 
     def __init__(self, warmup: int = 0, restart_every: int = 500, loss_transform: str = "none",
                  line_search: str = "more-thuente", c1: float = 1e-4, c2: float = 0.9, max_evals: int = 100

@@ -63,6 +63,10 @@ class ENGD(Optimizer):
     line_search_steps: the grid η = 2^-k, k = 0..line_search_steps-1.
     """
 
+    info_keys = {"eta": "the step size the line search chose", "rank": "the eigenvalues of G kept",
+                 "loss": "the train loss after the step"}
+    spectrum_keys = {"gram_eigenvalues": "the eigenvalues of G = JᵀWJ + damping·I, descending (P,)"}
+
     def __init__(self, damping: float = 0.0, rcond: float | None = None, solver: str = "auto",
                  line_search_steps: int = 31) -> None:
         if solver not in SOLVERS:

@@ -50,6 +50,8 @@ class ENGDWoodbury(Optimizer):
     ``info``: eta, damping, momentum and the loss after the step.
     """
 
+    info_keys = {"eta": "the step size", "damping": "λ", "momentum": "μ", "loss": "the train loss after the step"}
+
     def __init__(self, damping: float = 1e-3, momentum: float = 0.99, lr: float | None = None,
                  norm_constraint: float = 1e-3, line_search_steps: int = 31, space: str = "sample") -> None:
         if damping < 0:

@@ -44,6 +44,10 @@ class LBFGS(Optimizer):
     The first trial step is 1, except min(1, 1/||g||) on the first iteration (no curvature known yet).
     """
 
+    info_keys = {"loss": "the train loss after the step", "alpha": "the strong-Wolfe step length",
+                 "line_search_evals": "the line search's evaluations", "pair_stored": "1 when (s, y) was kept",
+                 "memory_cleared": "1 when the memory was dropped and -g tried", "memory": "the pairs kept"}
+
     def __init__(self, history_size: int = 10, line_search: str = "more-thuente", c1: float = 1e-4,
                  c2: float = 0.9, max_evals: int = 100) -> None:
         if history_size < 1 or max_evals < 1:

@@ -40,6 +40,9 @@ class LevenbergMarquardt(Optimizer):
     damping λ of the accepted step, the gain ratio ρ, the trials of the step, the loss after the step.
     """
 
+    info_keys = {"eta": "1, the full LM step", "damping": "the accepted step's λ", "rho": "the gain ratio ρ",
+                 "trials": "the λ tried in the step", "loss": "the train loss after the step"}
+
     def __init__(self, tau: float = 1e-3, rule: str = "nielsen", factor: float = 10.0, solver: str = "auto",
                  max_trials: int = 30) -> None:
         if rule not in RULES:

@@ -124,6 +124,14 @@ class NysNewtonCG(Optimizer):
     damping (μ), loss, cg_iters, cg_residual, backtracks, preconditioner_updated, and the inner stage's keys.
     """
 
+    info_keys = {"stage": "0 adam, 1 lbfgs, 2 nncg", "eta": "the Armijo step t", "damping": "μ",
+                 "loss": "the train loss after the step (adam stage: at the θ it started from)",
+                 "cg_iters": "CG iterations", "cg_residual": "CG's final residual norm",
+                 "backtracks": "Armijo halvings", "preconditioner_updated": "1 when the Nyström sketch was rebuilt",
+                 "lr": "adam stage: its learning rate", "alpha": "lbfgs stage: its step length",
+                 "line_search_evals": "lbfgs stage", "pair_stored": "lbfgs stage", "memory_cleared": "lbfgs stage",
+                 "memory": "lbfgs stage"}
+
     def __init__(self, rank: int = 60, mu: float = 1e-4, update_freq: int = 20, cg_tol: float = 1e-16,
                  cg_max_iters: int = 1000, lr: float = 1.0, alpha: float = 0.1, beta: float = 0.5,
                  max_backtracks: int = 50, adam_steps: int = 0, lbfgs_steps: int = 0, adam_lr: float = 1e-3,

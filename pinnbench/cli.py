@@ -1,4 +1,4 @@
-"""The ``pinnbench`` command line: list, run, compare (and the report/plot/bench commands that build on runs)."""
+"""The ``pinnbench`` command line: list, run, compare, check (and the report/plot/bench commands that build on runs)."""
 from __future__ import annotations
 
 import argparse
@@ -6,12 +6,15 @@ import ast
 import re
 import signal
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
 from tabulate import tabulate
 
+from ._version import __version__
 from .execution.backends import Backend, make_backend
 from .compare import compare_plugin
 from .errors import PinnbenchError
@@ -69,15 +72,42 @@ def parse_problem(text: str) -> tuple[str, tuple[int, ...] | None]:
     return name.strip(), tuple(int(w) for w in widths)
 
 
+def _examples(lines: Sequence[str]) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _command(sub: Any, name: str, summary: str, description: str, examples: Sequence[str]) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows ``description`` and an "examples:" epilog."""
+    return sub.add_parser(name, help=summary, description=textwrap.fill(description, 100),
+                          epilog=_examples(examples), formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pinnbench", description="Benchmark optimizers for physics-informed neural networks.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(prog="pinnbench", formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description=textwrap.fill(
+                         "Benchmark optimizers for physics-informed neural networks: every optimizer on the same "
+                         "problems, seeds, budget and device, with one run file per run and reports built from "
+                         "them. 'pinnbench COMMAND --help' describes a command.", 100),
+                     epilog=_examples(["pinnbench list", "pinnbench run -p laplace2d heat -o anagram adam --budget 30s",
+                                       "pinnbench report results", "pinnbench check my_problem.py"]))
+    parser.add_argument("--version", action="version", version=f"pinnbench {__version__}")
+    sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND", parser_class=_Parser)
 
     plugin_help = "a .py file registering extra optimizers/problems (repeatable)"
-    listing = sub.add_parser("list", help="list problems, optimizers and protocols, and where each came from")
+    listing = _command(sub, "list", "list problems, optimizers and protocols, and where each came from",
+                       "List every registered problem (its default net and the points of each residual group "
+                       "under the quick and paper point sets), every optimizer (its hyperparameters and their "
+                       "defaults) and the protocol presets.",
+                       ["pinnbench list", "pinnbench list --plugin my_optimizer.py"])
     listing.add_argument("--plugin", action="append", default=[], help=plugin_help)
 
-    run = sub.add_parser("run", help="run a grid of problem x optimizer x seed under a protocol")
+    run = _command(sub, "run", "run a grid of problem x optimizer x seed under a protocol",
+                   "Run every problem x optimizer x seed of the grid under a protocol (quick by default), one "
+                   "run file per run in the results folder, skipping the runs already there; then print a "
+                   "summary table and write the report.",
+                   ["pinnbench run --all", "pinnbench run -p laplace2d heat -o anagram adam --seeds 1 2 3 --budget 30s",
+                    "pinnbench run -p laplace2d:net=2,64,64,1 -o anagram:cutoff=1e-7 --steps 200",
+                    "pinnbench run --all --protocol paper --jobs 4 --out results-paper"])
     run.add_argument("--all", action="store_true", help="every problem and optimizer of the protocol")
     run.add_argument("-p", "--problems", nargs="+", metavar="NAME[:net=W,...]",
                      help="problems to run, optionally with a net: -p laplace2d:net=2,64,64,1 heat")
@@ -90,8 +120,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     _add_execution_options(run)
 
-    compare = sub.add_parser("compare", help="where a new optimizer stands: run a plugin's optimizers and the "
-                                             "baselines on the suite, reusing stored baseline runs")
+    compare = _command(sub, "compare", "where a new optimizer stands: run a plugin's optimizers and the "
+                                       "baselines on the suite, reusing stored baseline runs",
+                       "Run the optimizers a plugin file registers and the baselines on the protocol's problems "
+                       "and seeds, reusing the baseline runs already stored in the results folder, and report "
+                       "where the new optimizers stand.",
+                       ["pinnbench compare my_optimizer.py",
+                        "pinnbench compare my_optimizer.py --against anagram adam -p laplace2d heat --budget 60s"])
     compare.add_argument("plugin_file", metavar="PLUGIN.py", help="a .py file registering the new optimizer(s)")
     compare.add_argument("--against", nargs="+", metavar="NAME[:k=v,...]",
                          help="baseline optimizers (default: every registered optimizer not in PLUGIN.py)")
@@ -103,19 +138,49 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--plugin", action="append", default=[], help=plugin_help)
     _add_execution_options(compare)
 
+    check = _command(sub, "check", "check that a plugin's problems and optimizers keep the harness's contract",
+                     "For each problem a file registers: unique residual group names, sizes that agree, an exact "
+                     "solution that makes every residual vanish on the quick points, and a residual Jacobian "
+                     "that agrees with finite differences. For each optimizer: steps on laplace2d that keep θ "
+                     "finite, its shape and dtype, and info/spectrum keys declared in info_keys/spectrum_keys. "
+                     "One line per check; exit 0 when all pass, 1 when one fails, 2 for bad input.",
+                     ["pinnbench check my_problem.py", "pinnbench check problems/heat.py optimizers/anagram.py",
+                      "pinnbench check --builtin"])
+    check.add_argument("files", nargs="*", metavar="FILE.py", help="plugin files registering problems/optimizers")
+    check.add_argument("--builtin", action="store_true", help="also check every built-in problem and optimizer")
+
     from .perf import probe
-    bench = sub.add_parser("bench", help="performance probe of the Jacobian/SVD core on this machine")
+    bench = _command(sub, "bench", "performance probe of the Jacobian/SVD core on this machine",
+                     "Measure this machine's float64 matmul peak and copy bandwidth, then the residual Jacobian, "
+                     "the thin SVD, the line search and a full step of the SVD-based optimizers at every "
+                     "problem's paper size, each as a fraction of what the ceilings allow.",
+                     ["pinnbench bench", "pinnbench bench --threads 1 --clock cpu --no-scaling",
+                      "pinnbench bench -p laplace2d --optimizers anagram --json probe.json"])
     probe.add_arguments(bench)
 
-    plot = sub.add_parser("plot", help="figures of one run")
-    plot_kinds = plot.add_subparsers(dest="figure", required=True, parser_class=_Parser)
-    spectrum = plot_kinds.add_parser("spectrum", help="singular values, RCE, precision, sqrt(loss) and cutoff "
-                                     "rank at chosen steps, and the loss curve with phase changes")
+    plot = _command(sub, "plot", "figures of one run",
+                    "Draw a figure of one run file: spectrum, the spectral panels of an SVD-based run.",
+                    ["pinnbench plot spectrum results/RUN.npz",
+                     "pinnbench plot spectrum results/RUN.npz --steps 1 50 200"])
+    plot_kinds = plot.add_subparsers(dest="figure", required=True, title="figures", metavar="FIGURE",
+                                     parser_class=_Parser)
+    spectrum = _command(plot_kinds, "spectrum", "singular values, RCE, precision, sqrt(loss) and cutoff rank at "
+                        "chosen steps, and the loss curve with phase changes",
+                        "Draw the spectral panels of an SVD-based run (anagram, amstramgram): at chosen steps the "
+                        "singular values, the reconstruction error RCE, the precision, sqrt(train loss) and the "
+                        "cutoff rank on one log axis, and the loss curve with the phase changes. Writes PNG and "
+                        "SVG.",
+                        ["pinnbench plot spectrum results/RUN.npz",
+                         "pinnbench plot spectrum results/RUN.npz --steps 1 50 200 --out figures/spectrum"])
     spectrum.add_argument("run", help="a run file (.npz) of an SVD-based optimizer")
     spectrum.add_argument("--steps", nargs="+", type=int, help="steps to draw (default: around phase changes)")
     spectrum.add_argument("--out", help="output path without extension (default: next to the run file)")
 
-    report = sub.add_parser("report", help="tables, figures, time-to-target and profiles of a results folder")
+    report = _command(sub, "report", "tables, figures, time-to-target and profiles of a results folder",
+                      "Build the report of a results folder: error and time tables, convergence figures, "
+                      "time-to-target and performance profiles.",
+                      ["pinnbench report", "pinnbench report results --format md latex --metric l2_rel",
+                       "pinnbench report results --no-figures --out report-tables"])
     report.add_argument("results", nargs="?", default="results", help="results folder (default: results/)")
     report.add_argument("--format", nargs="+", choices=("md", "latex", "html"), default=["md", "html"],
                         help="table formats (default: md html)")
@@ -160,6 +225,19 @@ def _backend(args: argparse.Namespace, protocol: Protocol) -> Backend:
     return backend
 
 
+def _point_counts(problem: type) -> str:
+    """``quick: interior 784, boundary 116; paper: the same``: the points of each residual group per point set."""
+    counts = {}
+    for preset in ("quick", "paper"):
+        try:
+            sets = problem().point_sets(preset, torch.Generator().manual_seed(0))
+            counts[preset] = ", ".join(f"{g.name} {g.points.shape[0]}" for g in sets.groups)
+        except Exception as exc:  # noqa: BLE001 - a plugin's broken point sets must not hide the listing
+            counts[preset] = f"point_sets raised {type(exc).__name__}"
+    paper = "the same" if counts["paper"] == counts["quick"] else counts["paper"]
+    return f"quick: {counts['quick']}; paper: {paper}"
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     for kind in ("problem", "optimizer"):
         rows = []
@@ -167,15 +245,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
             doc = (entry.cls.__doc__ or "").strip().splitlines()
             if kind == "problem":
                 layers = tuple(entry.cls.layers)
-                details = f"net {net_text(layers)} (P = {MLP(layers).n_params})"
+                details = [f"net {net_text(layers)} (P = {MLP(layers).n_params})", _point_counts(entry.cls)]
                 extra = entry.cls.description
             else:
-                details = ", ".join(f"{k}={v!r}" for k, v in entry.cls.hyperparameters().items())
+                details = [", ".join(f"{k}={v!r}" for k, v in entry.cls.hyperparameters().items())]
                 extra = doc[0] if doc else ""
-            rows.append([name, entry.source, extra, details])
-        print(tabulate(rows, headers=[kind, "source", "description",
-                                      "default net" if kind == "problem" else "hyperparameters (defaults)"],
-                       maxcolwidths=[None, None, 60, 70]))
+            rows.append([name, entry.source, extra, *details])
+        headers = ["default net", "collocation points per group"] if kind == "problem" else \
+            ["hyperparameters (defaults)"]
+        print(tabulate(rows, headers=[kind, "source", "description", *headers],
+                       maxcolwidths=[None, None, 50, 30, 50] if kind == "problem" else [None, None, 60, 70]))
         print()
     rows = [[p.name, len(p.seeds), f"{p.budget:g} s", p.points, p.device, p.description] for p in PRESETS.values()]
     print(tabulate(rows, headers=["protocol", "seeds", "budget/run", "points", "device", "description"],
@@ -260,6 +339,20 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .check import check_files
+    if not (args.files or args.builtin):
+        raise PinnbenchError("choose what to check: FILE.py ... (a plugin file, or problems/NAME.py, "
+                             "optimizers/NAME.py) and/or --builtin")
+    counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+    for outcome in check_files(args.files, builtin=args.builtin):
+        print(outcome, flush=True)
+        counts[outcome.status] += 1
+    print(f"pinnbench: {sum(counts.values())} checks: {counts['PASS']} passed, {counts['FAIL']} failed, "
+          f"{counts['SKIP']} skipped", file=sys.stderr)
+    return 1 if counts["FAIL"] else 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from .plot_spectrum import plot_spectrum
     run = Path(args.run)
@@ -322,11 +415,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, _terminate)
         except ValueError:  # not the main thread
             pass
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version have printed what they show
+            return int(exc.code or 0)
+        if args.command is None:
+            parser.print_help()
+            return 0
         for plugin in getattr(args, "plugin", []):
             load_plugin(Path(plugin))
         commands = {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report, "bench": _cmd_bench, "plot": _cmd_plot,
-                    "compare": _cmd_compare}
+                    "compare": _cmd_compare, "check": _cmd_check}
         return commands[args.command](args)
     except PinnbenchError as exc:
         print(f"pinnbench: error: {exc}", file=sys.stderr)

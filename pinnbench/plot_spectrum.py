@@ -18,6 +18,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .errors import PinnbenchError
+
 PHASE_NAMES = {0: "intersection", 1: "flattening"}
 """AMStraMGRAM's phase codes in ``info["phase"]`` (docs/amstramgram.md)."""
 
@@ -28,6 +30,22 @@ def _frames(source) -> tuple[pd.DataFrame, pd.DataFrame]:
         return load_spectra(source), load_info(source)
     spectra, info = source
     return spectra, info
+
+
+def _check_has_singular_values(spectra: pd.DataFrame, source) -> None:
+    """A one-line PinnbenchError when the run recorded no singular values (an optimizer without an SVD)."""
+    names = sorted(set(spectra["name"])) if len(spectra) else []
+    if "singular_values" in names:
+        return
+    from .registry import entries
+    from .store import read_run
+
+    run = "the run"
+    if isinstance(source, (str, Path)):
+        run = f"run {Path(source).name} ({read_run(source, manifest_only=True).manifest['optimizer']})"
+    svd = [name for name, entry in entries("optimizer").items() if "singular_values" in entry.cls.spectrum_keys]
+    what = f"no singular values (its spectra: {', '.join(names)})" if names else "no spectra"
+    raise PinnbenchError(f"{run} has {what}: only SVD-based optimizers ({', '.join(svd)}) record them")
 
 
 def default_steps(spectrum_steps: Sequence[int], info: pd.DataFrame, count: int = 4) -> list[int]:
@@ -86,17 +104,16 @@ def plot_spectrum(source, steps: Sequence[int] | None = None, out: str | Path = 
 
     ``source``: a run file path, or ``(spectra, info)`` frames as returned by ``load_spectra`` / ``load_info``.
     A requested step without recorded vectors is replaced by the nearest recorded one. Writes
-    ``<out>.<fmt>`` for each format and returns the paths.
+    ``<out>.<fmt>`` for each format and returns the paths; a run without singular values (an optimizer that
+    takes no SVD) raises a one-line PinnbenchError and writes nothing.
     """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     spectra, info = _frames(source)
-    recorded = sorted(set(int(s) for s in spectra["step"].unique())) if len(spectra) else []
-    if not recorded:
-        raise ValueError("the run has no recorded spectra (an SVD-based optimizer and diagnostics_every > 0 "
-                         "are needed)")
+    _check_has_singular_values(spectra, source)
+    recorded = sorted(set(int(s) for s in spectra["step"].unique()))
     if steps is None:
         chosen = default_steps(recorded, info)
     else:

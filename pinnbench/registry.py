@@ -156,6 +156,13 @@ def entries(kind: str) -> dict[str, Entry]:
     return dict(sorted(_REGISTRY[kind].items()))
 
 
+def registered_in(path: str | Path) -> list[tuple[str, Entry]]:
+    """(kind, entry) of every problem and optimizer whose class is defined in the file ``path``."""
+    path = Path(path).resolve()
+    return [(kind, entry) for kind in KINDS for entry in entries(kind).values()
+            if Path(entry.location).resolve() == path]
+
+
 def lookup(kind: str, name: str) -> Entry:
     """The entry registered as ``name``; a one-line PinnbenchError naming what is accepted if none is."""
     known = entries(kind)

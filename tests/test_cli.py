@@ -1,4 +1,6 @@
-"""The command line: listing, running, plugins from three sources, resume after a kill, one-line errors."""
+"""The command line: listing, running, plugins from three sources, resume after a kill, one-line errors, the
+live progress line."""
+import io
 import os
 import shutil
 import signal
@@ -8,7 +10,11 @@ import time
 
 import pytest
 
+from pinnbench.backends import InProcessBackend, IsolatedBackend
 from pinnbench.cli import main
+from pinnbench.execution.progress import Progress
+from pinnbench.protocol import Protocol
+from pinnbench.runner import RunSpec, run_suite
 from pinnbench.store import load_runs
 
 from conftest import REPO, cli
@@ -147,3 +153,32 @@ def test_plot_spectrum_of_an_anagram_run(tmp_path, capsys):
     assert (tmp_path / "fig.png").stat().st_size > 10_000 and (tmp_path / "fig.svg").is_file()
     assert main(["plot", "spectrum", str(tmp_path / "missing.npz")]) == 2
     assert "run file" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("backend", [InProcessBackend, IsolatedBackend])
+def test_live_progress_line_names_the_run(tmp_path, backend):
+    protocol = Protocol(name="test", budget=60.0, steps=3, points="quick")
+    terminal = _Terminal()
+    with backend() as chosen:
+        run_suite([RunSpec("heat", "adam", 7, (("lr", 0.01),))], protocol, tmp_path, progress=Progress(terminal),
+                  backend=chosen)
+    live = [part for part in terminal.getvalue().split("\r\033[K") if "step " in part and "/60 s" in part]
+    assert live and all(part.startswith("  heat adam[lr=0.01] seed 7 [") for part in live)
+
+
+def test_plot_spectrum_of_a_run_without_spectra_is_one_line(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["run", "-p", "laplace2d", "-o", "adam", "--steps", "2", "--out", str(out), "--no-report",
+                 "--in-process"]) == 0
+    (run,) = out.glob("*.npz")
+    capsys.readouterr()
+    assert main(["plot", "spectrum", str(run), "--out", str(tmp_path / "fig")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"pinnbench: error: run {run.name} (adam) has no spectra: only SVD-based optimizers "
+                   "(amstramgram, anagram) record them\n")
+    assert not list(tmp_path.glob("fig*"))

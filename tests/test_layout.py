@@ -17,7 +17,8 @@ LAYERS = [  # lowest first; a module may import its own layer and the ones below
     ("pinnbench.store", "pinnbench.references"),
     ("pinnbench.execution",),
     ("pinnbench.report", "pinnbench.perf", "pinnbench.plot_spectrum"),
-    ("pinnbench.api", "pinnbench.cli", "pinnbench.compare", "pinnbench.__main__", "pinnbench.runner"),
+    ("pinnbench.api", "pinnbench.check", "pinnbench.cli", "pinnbench.compare", "pinnbench.__main__",
+     "pinnbench.runner"),
 ]
 
 

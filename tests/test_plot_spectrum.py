@@ -1,6 +1,7 @@
 """The spectrum figure is drawn from a real run file (runner -> store -> plot)."""
 import pytest
 
+from pinnbench.errors import PinnbenchError
 from pinnbench.plot_spectrum import default_steps, plot_spectrum
 from pinnbench.runner import RunSpec, execute
 from pinnbench.store import load_info, load_spectra, write_run
@@ -34,3 +35,12 @@ def test_plot_from_file_and_from_frames(run_file, tmp_path):
     assert again[0].exists()
     chosen = default_steps(sorted(frames[0]["step"].unique()), frames[1])
     assert chosen[0] == 1 and chosen[-1] == 6 and len(chosen) <= 4
+
+
+def test_spectra_without_singular_values_are_refused(run_file, tmp_path):
+    spectra, info = load_spectra(run_file), load_info(run_file)
+    gram = spectra[spectra["name"] == "rce"].assign(name="gram_eigenvalues")  # what an engd run records
+    with pytest.raises(PinnbenchError, match=r"^the run has no singular values \(its spectra: gram_eigenvalues\): "
+                                             r"only SVD-based optimizers \(amstramgram, anagram\) record them$"):
+        plot_spectrum((gram, info), out=tmp_path / "fig")
+    assert not list(tmp_path.iterdir())

@@ -22,7 +22,9 @@ class Optimizer:
     Hyperparameters are constructor keyword arguments with defaults (settable from the CLI as
     ``-o name:key=value``). ``step(objective, theta)`` returns the next θ. After each step, ``info``
     may hold scalars (e.g. ``eta``, ``rank``) that the runner records per step, and ``spectrum`` may hold
-    per-step vectors (e.g. singular values) that it records every ``diagnostics_every`` steps.
+    per-step vectors (e.g. singular values) that it records every ``diagnostics_every`` steps. Every key either
+    may hold is declared, with its meaning, in ``info_keys`` / ``spectrum_keys`` (``pinnbench check`` holds the
+    steps to them).
     """
 
     name: ClassVar[str] = ""
@@ -37,6 +39,10 @@ class Optimizer:
 
     info: dict[str, float] = {}
     spectrum: dict[str, torch.Tensor] = {}
+    info_keys: ClassVar[dict[str, str]] = {}
+    """Every key ``info`` may hold after a step, and what it means."""
+    spectrum_keys: ClassVar[dict[str, str]] = {}
+    """Every key ``spectrum`` may hold after a step, and what it means."""
 
     @classmethod
     def hyperparameters(cls) -> dict[str, Any]:

@@ -28,6 +28,11 @@ import torch
 
 from .linalg import ThinSVD
 
+SPECTRUM_KEYS = {"singular_values": "the singular values s of J, descending (k,)",
+                 "coefficients": "c = Uᵀr, the residual's coefficient on each singular direction (k,)",
+                 "rce": "the reconstruction error RCE_n for n = 0..k (k+1,)"}
+"""What :meth:`Spectrum.as_dict` publishes: the ``spectrum_keys`` of the SVD-based optimizers."""
+
 
 @dataclass(frozen=True)
 class Spectrum:
@@ -51,7 +56,7 @@ class Spectrum:
         return precision_rank(self.rce, eps)
 
     def as_dict(self) -> dict[str, torch.Tensor]:
-        """The per-step vectors an optimizer publishes as ``spectrum``."""
+        """The per-step vectors an optimizer publishes as ``spectrum`` (:data:`SPECTRUM_KEYS`)."""
         return {"singular_values": self.singular_values, "coefficients": self.coefficients, "rce": self.rce}
 
 

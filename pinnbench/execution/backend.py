@@ -6,6 +6,7 @@ are in :mod:`pinnbench.backends`.
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Callable, Iterator
 
@@ -16,7 +17,8 @@ from ..store import RunRecord
 from .queue import WorkQueue
 from .run import Run, execute
 
-OnEvaluate = Callable[[dict[str, float]], None] | None
+OnEvaluate = Callable[[Run, dict[str, float]], None] | None
+"""Called with the run in progress and each trajectory point it records (a live progress line)."""
 
 
 def available_cpus() -> list[int]:
@@ -50,8 +52,8 @@ class Backend:
     def run(self, queue: WorkQueue, on_evaluate: OnEvaluate = None) -> Iterator[tuple[Run, RunRecord]]:
         """Take runs from ``queue`` until it is empty; yield each with its record as it finishes.
 
-        on_evaluate: called with each trajectory point of the run in progress (a live progress line); a backend
-        that executes several runs at once ignores it."""
+        on_evaluate: called with the run in progress and each of its trajectory points (a live progress line); a
+        backend that executes several runs at once ignores it."""
         raise NotImplementedError
 
     def check(self, protocol: Protocol) -> None:
@@ -100,7 +102,8 @@ class InProcessBackend(Backend):
 
     def run(self, queue: WorkQueue, on_evaluate: OnEvaluate = None) -> Iterator[tuple[Run, RunRecord]]:
         while (run := queue.take()) is not None:
-            yield run, execute(run, on_evaluate=on_evaluate, execution={"backend": self.name})
+            on_point = functools.partial(on_evaluate, run) if on_evaluate else None
+            yield run, execute(run, on_evaluate=on_point, execution={"backend": self.name})
 
     def describe(self) -> str:
         return "in this process"

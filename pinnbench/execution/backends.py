@@ -20,6 +20,7 @@ and how many runs shared the machine (``execution``).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue as queues
@@ -85,7 +86,7 @@ class ProcessBackend(Backend):
         return f"worker {index + 1}/{self.jobs} on {host}"
 
     def run(self, queue: WorkQueue, on_evaluate: OnEvaluate = None) -> Iterator[tuple[Run, RunRecord]]:
-        on_point = on_evaluate if self.jobs == 1 else None
+        live = on_evaluate if self.jobs == 1 else None
         host = socket.gethostname()
         workers: dict[int, IsolatedWorker] = {}  # one per slot, started at its first run (threads from it)
         results: queues.Queue = queues.Queue()
@@ -103,6 +104,7 @@ class ProcessBackend(Backend):
                         worker = workers[index] = IsolatedWorker(threads, cpus, execution={
                             "backend": self.name, "worker": self._worker_name(index, host),
                             "concurrent_runs": self.jobs})
+                    on_point = functools.partial(live, run) if live else None
                     results.put((run, worker.run(run, grace=self.grace, retries=self.retries, on_point=on_point)))
             except BaseException as exc:  # noqa: BLE001 - handed to the suite's thread, which raises it
                 results.put(exc)

@@ -5,7 +5,7 @@ import sys
 from typing import Callable
 
 from ..store import RunRecord
-from .run import RunSpec
+from .run import Run, RunSpec
 
 
 class Progress:
@@ -15,15 +15,18 @@ class Progress:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
 
-    def ticker(self, budget: float) -> Callable[[dict[str, float]], None] | None:
+    def ticker(self) -> Callable[[Run, dict[str, float]], None] | None:
+        """On a terminal, what redraws the live line of the run in progress from each of its trajectory points."""
         if not self.live:
             return None
 
-        def show(point: dict[str, float]) -> None:
+        def show(run: Run, point: dict[str, float]) -> None:
+            spec, budget = run.spec, run.protocol.budget_for(run.spec.problem)
             filled = int(20 * min(point["time"] / budget, 1.0))
-            self.stream.write(f"\r  [{'#' * filled}{'.' * (20 - filled)}] step {point['step']}, "
+            self.stream.write(f"\r\033[K  {spec.problem_label} {spec.label} seed {spec.seed} "
+                              f"[{'#' * filled}{'.' * (20 - filled)}] step {point['step']}, "
                               f"{point['time']:.1f}/{budget:g} s, loss {point['loss']:.2e}, "
-                              f"L2 abs {point['l2_abs']:.2e}   ")
+                              f"L2 abs {point['l2_abs']:.2e}")
             self.stream.flush()
         return show
 

@@ -155,7 +155,7 @@ def run_suite(specs: list[RunSpec], protocol: Protocol, out: str | Path, resume:
                     result.skipped.append(skipped.spec)
                     finished(skipped.spec, None)
 
-            ticker = progress.ticker(protocol.budget) if progress else None
+            ticker = progress.ticker() if progress else None
             for run, record in backend.run(queue, ticker):
                 report_skipped()
                 result.written.append(_write(out, record))
