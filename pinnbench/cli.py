@@ -245,21 +245,31 @@ def _cmd_list(args: argparse.Namespace) -> int:
             doc = (entry.cls.__doc__ or "").strip().splitlines()
             if kind == "problem":
                 layers = tuple(entry.cls.layers)
-                details = [f"net {net_text(layers)} (P = {MLP(layers).n_params})", _point_counts(entry.cls)]
+                pinned = [f"{p.name}: {net_text(n)} (P = {MLP(n).n_params})" for p in PRESETS.values()
+                          if (n := p.net_for(name)) is not None and tuple(n) != layers]
+                details = ["; ".join([f"net {net_text(layers)} (P = {MLP(layers).n_params})", *pinned]),
+                           _point_counts(entry.cls)]
                 extra = entry.cls.description
             else:
                 details = [", ".join(f"{k}={v!r}" for k, v in entry.cls.hyperparameters().items())]
                 extra = doc[0] if doc else ""
             rows.append([name, entry.source, extra, *details])
-        headers = ["default net", "collocation points per group"] if kind == "problem" else \
+        headers = ["net (default; where a protocol pins another)", "collocation points per group"] if kind == "problem" else \
             ["hyperparameters (defaults)"]
         print(tabulate(rows, headers=[kind, "source", "description", *headers],
-                       maxcolwidths=[None, None, 50, 30, 50] if kind == "problem" else [None, None, 60, 70]))
+                       maxcolwidths=[None, None, 44, 40, 50] if kind == "problem" else [None, None, 60, 70]))
         print()
-    rows = [[p.name, len(p.seeds), f"{p.budget:g} s", p.points, p.device, p.description] for p in PRESETS.values()]
+    rows = [[p.name, len(p.seeds), _budget_text(p), p.points, p.device, p.description] for p in PRESETS.values()]
     print(tabulate(rows, headers=["protocol", "seeds", "budget/run", "points", "device", "description"],
                    maxcolwidths=[None, None, None, None, None, 90]))
     return 0
+
+
+def _budget_text(protocol: Protocol) -> str:
+    """A protocol's budget per run: one value, or the range over its per-problem budgets."""
+    budgets = [protocol.budget] if not protocol.problem_budgets else [b for _, b in protocol.problem_budgets]
+    low, high = min(budgets), max(budgets)
+    return f"{low:g} s" if low == high else f"{low:g}-{high:g} s by problem"
 
 
 def _protocol(args: argparse.Namespace) -> Protocol:

@@ -117,7 +117,7 @@ def test_report_comparison_rows_name_the_net(tmp_path):
     from pinnbench.report.frames import problem_labels
     from pinnbench.report.tables import PAPER_COMPARISONS, comparison_has_data, comparison_table, summarize
     pinnbench.run([("laplace2d", (2, 8, 1)), "laplace2d"], ["amstramgram", "anagram"], seeds=[1], steps=1,
-                  out=tmp_path)
+                  protocol="paper", out=tmp_path)
     summary = summarize(load_runs(tmp_path))
     assert problem_labels(summary, "laplace2d") == ["laplace2d", "laplace2d[net=2-8-1]"]
     first = PAPER_COMPARISONS[0]

@@ -18,7 +18,7 @@ def test_list_shows_hyperparameters_with_defaults_and_default_nets(capsys):
 def test_list_shows_each_problems_points_per_group_for_quick_and_paper(capsys):
     assert main(["list"]) == 0
     header, _, *lines = capsys.readouterr().out.split("\n\n")[0].splitlines()
-    net, points = header.index("default net"), header.index("collocation points per group")
+    net, points = header.index("net (default; where a protocol pins another)"), header.index("collocation points per group")
     cells: dict[str, list[str]] = {}  # problem -> [its net cell, its points cell], wrapped lines joined
     for line in lines:
         if line[:1].strip():
@@ -27,8 +27,9 @@ def test_list_shows_each_problems_points_per_group_for_quick_and_paper(capsys):
         cells[name] = [f"{cells[name][0]} {line[net:points].strip()}".strip(),
                        f"{cells[name][1]} {line[points:].strip()}".strip()]
     assert set(cells) == set(entries("problem"))
-    assert cells["laplace2d"] == ["net 2-32-1 (P = 129)", "quick: interior 784, boundary 116; paper: the same"]
-    assert cells["heat"][1] == "quick: interior 784, initial 29, boundary 58; paper: the same"
+    assert cells["laplace2d"] == ["net 2-32-1 (P = 129); quick: 2-24-24-1 (P = 697); amstramgram: 2-32-32-1 (P = "
+                                  "1185)", "quick: interior 324, boundary 76; paper: interior 784, boundary 116"]
+    assert cells["heat"][1] == "quick: interior 324, initial 19, boundary 38; paper: interior 784, initial 29, boundary 58"
     assert cells["laplace5d"][1] == "quick: interior 1000, boundary 200; paper: interior 4000, boundary 500"
     assert cells["allen_cahn"] == ["net 2-20-20-20-1 (P = 921)", "quick: interior 1624, initial 41, boundary_left "
                                    "29, boundary_right 29; paper: the same"]

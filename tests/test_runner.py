@@ -84,7 +84,7 @@ def test_run_file_round_trip(tmp_path, tiny_protocol):
     (path,) = run_suite([RunSpec("heat", "anagram", 1)], tiny_protocol, tmp_path).written
     back = read_run(path)
     assert back.trajectory["loss"] == record.trajectory["loss"]
-    assert back.manifest["points"] == {"interior": 784, "initial": 29, "boundary": 58}
+    assert back.manifest["points"] == {"interior": 324, "initial": 19, "boundary": 38}  # heat's quick grid
     assert len(back.spectra["singular_values"]) == len(back.spectrum_steps) >= 1
     assert torch.equal(torch.as_tensor(back.spectra["singular_values"][0]).sort(descending=True).values,
                        torch.as_tensor(back.spectra["singular_values"][0]))

@@ -33,7 +33,7 @@ def test_the_default_command_stops_a_hang_and_survives_a_crash(tmp_path, capsys,
     runs = load_runs(out).set_index("optimizer")
     assert runs.loc["test-hang", "status"] == "timeout" and runs.loc["adam", "status"] == "ok"
     assert "killed by signal SIGSEGV" in runs.loc["test-segfault", "error"]
-    assert code == 1 and err.splitlines()[-1].startswith("pinnbench: 1 of 3 runs ended in error (first: laplace2d "
+    assert code == 1 and err.splitlines()[-1].startswith("pinnbench: 1 of 3 runs ended in error (first: laplace2d[net=2-24-24-1] "
                                                          "test-segfault seed 6865: worker process died")
     assert str(out) in err.splitlines()[-1]
 

@@ -10,6 +10,8 @@ Only ``KeyboardInterrupt`` (the user, or a stopped suite) goes through.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 import math
@@ -156,6 +158,9 @@ def resolve(spec: RunSpec, protocol: Protocol, threads: int | None = None, per_w
     before anything runs."""
     cls = lookup("optimizer", spec.optimizer).cls
     problem = get_problem(spec.problem)  # the one Problem of the resolution
+    pinned = protocol.net_for(spec.problem)
+    if spec.net is None and pinned is not None and tuple(pinned) != tuple(problem.layers):
+        spec = dataclasses.replace(spec, net=tuple(pinned))  # the protocol's net, as grid() gives it
     if not isinstance(spec.seed, int) or isinstance(spec.seed, bool) or not 0 <= spec.seed <= MAX_SEED:
         raise PinnbenchError(f"invalid seed {spec.seed!r}: expected an integer from 0 to 2^63 - 1")
     given, bound = bind(spec.optimizer, cls, resolve_hparams(spec, protocol, problem))
