@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from tabulate import tabulate
 
 from ..errors import PinnbenchError
+from ..statistics import MISSING
 
 FORMATS = {"md": ".md", "latex": ".tex", "html": ".html"}
 """Table formats and their file extensions."""
-MISSING = "—"
-"""What a cell without data shows."""
 
 
 @dataclass(frozen=True)
