@@ -150,19 +150,19 @@ def _shade(colour, amount: float) -> tuple[float, float, float]:
 def line_styles(optimizers: list[str]) -> dict[str, Style]:
     """Colour and dash pattern per optimizer label, stable across every figure of a report: each base optimizer
     has its own colour (a fixed one for the built-ins); its variants (labels with hyperparameters) get shades of
-    it and dash patterns, the plain label solid and first."""
-    labels = sorted(set(optimizers), key=lambda label: (base_optimizer(label), label != base_optimizer(label),
-                                                        label))
-    bases = list(dict.fromkeys(base_optimizer(label) for label in labels))
+    it and dash patterns, the plain label (default hyperparameters) the colour itself and a solid line."""
+    labels = set(optimizers)
+    bases = sorted({base_optimizer(label) for label in labels})
     others = [b for b in bases if b not in PALETTE]
     generated = sns.color_palette("husl", max(0, len(others) - len(SPARE_COLOURS)))
     colours = {**PALETTE, **dict(zip(others, [*SPARE_COLOURS, *generated]))}
     styles: dict[str, Style] = {}
     for base in bases:
-        variants = [label for label in labels if base_optimizer(label) == base]
+        variants = [base, *sorted(label for label in labels if base_optimizer(label) == base and label != base)]
         for i, label in enumerate(variants):
-            styles[label] = {"color": _shade(colours[base], SHADES[i % len(SHADES)]),
-                             "linestyle": LINESTYLES[i % len(LINESTYLES)]}
+            if label in labels:
+                styles[label] = {"color": _shade(colours[base], SHADES[i % len(SHADES)]),
+                                 "linestyle": LINESTYLES[i % len(LINESTYLES)]}
     return styles
 
 
@@ -174,6 +174,8 @@ def seeds_label(optimizer: str, counts) -> str:
 
 LEGEND_CHAR_INCHES = 0.075
 LEGEND_HANDLE_INCHES = 0.7
+LEGEND_ROW_INCHES = 0.25
+"""Rough legend metrics (for the column count and the room the legend takes below the panels)."""
 
 
 def add_legend(figure: Figure, entries: dict[str, object], title: str) -> None:
@@ -184,10 +186,12 @@ def add_legend(figure: Figure, entries: dict[str, object], title: str) -> None:
         return
     widest = LEGEND_HANDLE_INCHES + LEGEND_CHAR_INCHES * max(len(label) for label in entries)
     ncol = max(1, min(len(entries), int(figure.get_figwidth() // widest)))
+    figure.set_figheight(figure.get_figheight() + LEGEND_ROW_INCHES * math.ceil(len(entries) / ncol))
     figure.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=ncol, title=title)
 
 
-SEED_LINE = {"lw": 0.7, "alpha": 0.35}
+SEED_LINE = {"lw": 0.7, "alpha": 0.35, "zorder": 1.9}
+"""The thin line of one seed, drawn under the medians (zorder 2.1)."""
 MEDIAN_WIDTH, HIGHLIGHT_WIDTH = 2.2, 3.2
 
 
@@ -203,7 +207,7 @@ def plot_bands(bands: pd.DataFrame, metric: str, x: str, title: str,
     ncols = min(3, max(1, len(problems)))
     nrows = max(1, math.ceil(len(problems) / ncols))
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
-        figure = Figure(figsize=(4.6 * ncols, 3.6 * nrows + 0.9), layout="constrained")
+        figure = Figure(figsize=(4.6 * ncols, 3.6 * nrows + 0.6), layout="constrained")
         axes = figure.subplots(nrows, ncols, squeeze=False)
         entries: dict[str, object] = {}
         for ax, problem in zip(axes.flat, problems):
@@ -219,7 +223,7 @@ def plot_bands(bands: pd.DataFrame, metric: str, x: str, title: str,
                         ax.plot(run["x"], run["value"], color=colour, **SEED_LINE, drawstyle="steps-post",
                                 gid=f"seed {optimizer} {run_id}")
                 width = HIGHLIGHT_WIDTH if optimizer == highlight else MEDIAN_WIDTH
-                (handle,) = ax.plot(line["x"], line["median"], **styles[optimizer], lw=width,
+                (handle,) = ax.plot(line["x"], line["median"], **styles[optimizer], lw=width, zorder=2.1,
                                     drawstyle="steps-post", gid=f"median {optimizer}")
                 entries.setdefault(optimizer, handle)
             if x != "step":
