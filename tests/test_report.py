@@ -18,7 +18,7 @@ from pinnbench.report.frames import partitions
 from pinnbench.report.published import published_table
 from pinnbench.report.render import Cell, Table, render_table
 from pinnbench.report.status import failures_table, status_counts
-from pinnbench.report.tables import PAPER_COMPARISONS, comparison_table, full_table, summarize
+from pinnbench.report.tables import PAPER_COMPARISONS, comparison_has_data, comparison_table, full_table, summarize
 from pinnbench.report.targets import (comparable, ecdf, instance_costs, performance_ratios, profile,
                                       target_table, time_to_target)
 from report_synthetic import frames, run, suite
@@ -262,3 +262,30 @@ def test_write_report_reads_a_results_folder(tmp_path):
     readme = (out / "README.md").read_text()
     assert "laplace2d" in readme and "environment.git_commit" in readme and "[2,32,1]" in readme
     assert (section / "tables" / "all_l2_abs.tex").read_text().startswith(r"\begin{table}")
+
+
+def test_no_comparison_table_without_a_head_to_head(tmp_path):
+    """The issue's case: amstramgram not run, so no ANaGRAM vs AMStraMGRAM table (with anagram bold on its own)."""
+    runs, trajectory = frames(finals("a1", "heat", "anagram", 1, 1e-6), finals("d1", "heat", "adam", 1, 1e-3),
+                              finals("s1", "burgers", "ssbroyden", 1, 1e-6),
+                              finals("m1", "burgers", "amstramgram", 1, 1e-12))
+    summary = summarize(runs)
+    assert not comparison_has_data(summary, ANAGRAM_VS_AMSTRAMGRAM)
+    assert comparison_has_data(summary, PAPER_COMPARISONS[1])
+    alone = comparison_table(summary, ANAGRAM_VS_AMSTRAMGRAM)
+    assert not any(cell.bold for row in alone.rows for cell in row)  # one entry per row: no winner
+    out = build_report(runs, trajectory, tmp_path, figures=False)
+    readme = (out / "README.md").read_text()
+    tables = out / "quick-feedc0de12-cpu" / "tables"
+    assert not (tables / "comparison_anagram_amstramgram.md").exists()
+    assert (tables / "comparison_amstramgram_ssbroyden.md").exists()
+    assert "**ANaGRAM vs AMStraMGRAM" not in readme and "Not shown, for want of runs" in readme
+    assert "pinnbench vs published results" in readme  # anagram on heat has a published number
+
+
+def test_no_published_table_without_a_published_number(tmp_path):
+    runs, trajectory = frames(finals("a1", "poisson9d", "anagram", 1, 1e-6), finals("d1", "heat", "my-gd", 1, 1e-3))
+    readme = (build_report(runs, trajectory, tmp_path, figures=False) / "README.md").read_text()
+    assert "pinnbench vs published results" not in readme
+    assert "No published numbers for the problems and optimizers of this section." in readme
+    assert not (tmp_path / "quick-feedc0de12-cpu" / "tables" / "published.md").exists()
