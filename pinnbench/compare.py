@@ -5,7 +5,8 @@ per-run budget the baselines get in a suite of their own (so that the runs ``pin
 match). A stored baseline run is reused when it has the same run key (problem, optimizer, hyperparameters,
 seed, protocol settings, device, code version) and was made on a machine this backend runs on (hostname and
 CPU model); the missing ones are run. The summary table (final L2 error per problem by the statistic of
-:mod:`pinnbench.statistics`, the new optimizer marked) is printed, and the report (:mod:`pinnbench.report`) is written with the new optimizer highlighted.
+:mod:`pinnbench.statistics`, the new optimizer marked) is printed, and the report (:mod:`pinnbench.report`) is
+written with the new optimizer highlighted.
 """
 from __future__ import annotations
 

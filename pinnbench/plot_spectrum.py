@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PHASE_NAMES = {0: "intersection", 1: "flattening"}
 """AMStraMGRAM's phase codes in ``info["phase"]`` (docs/amstramgram.md)."""
@@ -80,8 +83,8 @@ def _positive(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def spectrum_figure(source, steps: Sequence[int] | None = None):
-    """The figure of :func:`plot_spectrum` (a :class:`matplotlib.figure.Figure`), not saved."""
+def spectrum_figure(source, steps: Sequence[int] | None = None) -> Figure:
+    """The figure of :func:`plot_spectrum`, not saved."""
     from matplotlib.figure import Figure
 
     spectra, info = _frames(source)

@@ -9,6 +9,7 @@ beside it, ``(k/n seeds ok)``, never mixed into the median.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -58,7 +59,8 @@ def bootstrap_interval(values: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def seed_statistic(values, ok=None) -> SeedStatistic:
+def seed_statistic(values: Sequence[float] | np.ndarray | pd.Series,
+                   ok: Sequence[bool] | np.ndarray | pd.Series | None = None) -> SeedStatistic:
     """The statistic of one (problem, optimizer): ``values`` one final value per run, ``ok`` whether each run's
     status is ok (default: all). Non-finite values count as failed runs."""
     array = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,8 @@ def run_curves(trajectory: pd.DataFrame, metric: str, x: str, grid: np.ndarray) 
     return curves
 
 
-def _group_curves(trajectory: pd.DataFrame, metric: str, x: str, n: int):
+def _group_curves(trajectory: pd.DataFrame, metric: str, x: str,
+                  n: int) -> Iterator[tuple[str, str, np.ndarray, dict[str, np.ndarray]]]:
     """(problem, optimizer, grid, {run_id: best-so-far values}) per (problem, optimizer); one grid per problem."""
     check_columns(trajectory, TRAJECTORY_COLUMNS, "trajectory")
     require_single_partition(trajectory)
@@ -141,7 +143,7 @@ def base_optimizer(label: str) -> str:
     return label.split("[", 1)[0]
 
 
-def _shade(colour, amount: float) -> tuple[float, float, float]:
+def _shade(colour: str | tuple[float, float, float], amount: float) -> tuple[float, float, float]:
     rgb = np.array(to_rgb(colour))
     target = np.zeros(3) if amount < 0 else np.ones(3)
     return tuple(float(c) for c in rgb + abs(amount) * (target - rgb))
@@ -166,7 +168,7 @@ def line_styles(optimizers: list[str]) -> dict[str, Style]:
     return styles
 
 
-def seeds_label(optimizer: str, counts) -> str:
+def seeds_label(optimizer: str, counts: list[int]) -> str:
     """``'anagram (n=3)'``, or ``'anagram (n=2–3)'`` when the number of seeds differs between panels."""
     low, high = min(counts), max(counts)
     return f"{optimizer} (n={low})" if low == high else f"{optimizer} (n={low}–{high})"
