@@ -39,13 +39,13 @@ class SeedStatistic:
     n_ok: int
     n_runs: int
 
-    def text(self, fmt: str = ".2e", counts: bool = True) -> str:
-        """``'1.23e-06 [4.00e-07, 2.00e-06]'``, then (``counts``) ``(k/n seeds ok)`` when some runs failed;
-        "—" without data."""
+    def text(self, fmt: str = ".2e", counts: bool = True, interval: bool = True) -> str:
+        """``'1.23e-06 [4.00e-07, 2.00e-06]'`` (the interval where there is one and ``interval``), then
+        (``counts``) ``(k/n seeds ok)`` when some runs failed; "—" without data."""
         if self.n_runs == 0:
             return MISSING
         head = MISSING if self.n_ok == 0 else format(self.median, fmt)
-        if np.isfinite(self.low):
+        if interval and np.isfinite(self.low):
             head += f" [{self.low:{fmt}}, {self.high:{fmt}}]"
         return head if self.n_ok == self.n_runs or not counts else f"{head} ({self.n_ok}/{self.n_runs} seeds ok)"
 
@@ -77,12 +77,13 @@ def runs_statistic(runs: pd.DataFrame, column: str) -> SeedStatistic:
     return seed_statistic(runs[column], runs["status"] == "ok")
 
 
-SUMMARY_COLUMNS = {"steps": ("steps", ".3g"), "time [s]": ("time", ".3g"), "train loss": ("loss", ".2e"),
-                   "L2 abs": ("l2_abs", ".2e"), "L2 rel": ("l2_rel", ".2e")}
-"""The run summary's value columns: header, runs-frame column, number format."""
+SUMMARY_COLUMNS = {"steps": ("steps", ".3g", False), "time [s]": ("time", ".3g", False),
+                   "train loss": ("loss", ".2e", True), "L2 abs": ("l2_abs", ".2e", True),
+                   "L2 rel": ("l2_rel", ".2e", True)}
+"""The run summary's value columns: header, runs-frame column, number format, whether the interval is shown."""
 SUMMARY_TITLE = (f"final values per problem and optimizer: median of the n ok seeds (n = 'seeds ok'), "
-                 f"[{CONFIDENCE:.0%} bootstrap CI] where n >= {MIN_SEEDS_FOR_INTERVAL}; failed runs are counted, "
-                 "never in the median")
+                 f"loss and errors with [{CONFIDENCE:.0%} bootstrap CI] where n >= {MIN_SEEDS_FOR_INTERVAL}; failed "
+                 "runs are counted, never in the median")
 
 
 def final_values_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -91,7 +92,7 @@ def final_values_table(runs: pd.DataFrame) -> pd.DataFrame:
     for (problem, optimizer), group in runs.groupby(["problem", "optimizer"], sort=True):
         ok = int((group["status"] == "ok").sum())
         record = {"problem": problem, "optimizer": optimizer, "seeds ok": f"{ok}/{len(group)}"}
-        for header, (column, fmt) in SUMMARY_COLUMNS.items():
-            record[header] = runs_statistic(group, column).text(fmt, counts=False)
+        for header, (column, fmt, interval) in SUMMARY_COLUMNS.items():
+            record[header] = runs_statistic(group, column).text(fmt, counts=False, interval=interval)
         records.append(record)
     return pd.DataFrame.from_records(records, columns=["problem", "optimizer", "seeds ok", *SUMMARY_COLUMNS])

@@ -57,6 +57,7 @@ def test_the_run_summary_uses_the_statistic():
     assert table.loc["adam", "L2 abs"] == "2.00e-03"  # median of 2, no interval
     assert table.loc["anagram", "seeds ok"] == "3/4"
     assert table.loc["anagram", "L2 abs"] == "2.00e-06 [1.00e-06, 4.00e-06]"  # the error run's 1e-12 left out
+    assert table.loc["anagram", "steps"] == "1"  # the median alone for steps and time
     assert "median of the n ok seeds" in SUMMARY_TITLE and "bootstrap CI" in SUMMARY_TITLE
 
 
