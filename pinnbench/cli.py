@@ -384,17 +384,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _print_summary(out: str, run_ids: set[str]) -> None:
+    """The final values of the suite's runs, by the one statistic of :mod:`pinnbench.statistics`."""
+    from .statistics import SUMMARY_TITLE, final_values_table
+
     runs = load_runs(out)
     runs = runs[runs.run_id.isin(run_ids)]
     if runs.empty:
         return
-    table = (runs.groupby(["problem", "optimizer"])
-             .agg(seeds=("seed", "count"), ok=("status", lambda s: int((s == "ok").sum())),
-                  steps=("steps", "median"), time=("time", "median"), loss=("loss", "median"),
-                  l2_abs=("l2_abs", "median"), l2_rel=("l2_rel", "median"))
-             .reset_index())
-    table["steps"] = table["steps"].round().astype(int)
-    print(tabulate(table, headers="keys", showindex=False, floatfmt=".3g"))
+    print(SUMMARY_TITLE)
+    print(tabulate(final_values_table(runs), headers="keys", showindex=False, disable_numparse=True))
 
 
 class Terminated(KeyboardInterrupt):

@@ -4,8 +4,9 @@ The plugin's optimizers and the baselines run on the same problems and seeds und
 per-run budget the baselines get in a suite of their own (so that the runs ``pinnbench run`` stored for them
 match). A stored baseline run is reused when it has the same run key (problem, optimizer, hyperparameters,
 seed, protocol settings, device, code version) and was made on a machine this backend runs on (hostname and
-CPU model); the missing ones are run. The summary table (median final L2 error per problem, the new optimizer
-marked) is printed, and the report (:mod:`pinnbench.report`) is written with the new optimizer highlighted.
+CPU model); the missing ones are run. The summary table (final L2 error per problem by the statistic of
+:mod:`pinnbench.statistics`, the new optimizer marked) is printed, and the report (:mod:`pinnbench.report`) is
+written with the new optimizer highlighted.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from .execution.progress import Progress
 from .execution.suite import SuiteResult, effective_protocol, grid, run_suite
 from .protocol import Protocol
 from .registry import entries, load_plugin
+from .statistics import NAME as STATISTIC
+from .statistics import runs_statistic
 from .store import load_runs, machine
 
 NEW_MARK = " (new)"
@@ -41,7 +44,7 @@ class Comparison:
     ran: int
     """Runs executed now (new optimizer and missing baselines)."""
     table: pd.DataFrame
-    """Median final absolute L2 error per problem (rows) and optimizer (columns)."""
+    """Final absolute L2 error per problem (rows) and optimizer (columns): median [CI] over ok seeds, as text."""
     report: Path | None
     """The report folder (None when no report was asked for)."""
 
@@ -55,13 +58,12 @@ def plugin_optimizers(plugin_file: str | Path) -> list[str]:
 
 
 def median_errors(runs: pd.DataFrame, new: list[str]) -> pd.DataFrame:
-    """Median final ``l2_abs`` per problem and optimizer; the new optimizers first, marked; failures noted."""
+    """Final ``l2_abs`` per problem and optimizer by the one statistic (:data:`pinnbench.statistics.NAME`);
+    the new optimizers first, marked; failed runs counted beside the median, never in it."""
     rows: dict[str, dict[str, str]] = {}
     labels = sorted(runs.optimizer.unique(), key=lambda label: (label.split("[")[0] not in new, label))
     for (problem, label), group in runs.groupby(["problem", "optimizer"]):
-        failed = int((group.status != "ok").sum())
-        cell = f"{group.l2_abs.median():.2e}" + (f" ({failed}/{len(group)} failed)" if failed else "")
-        rows.setdefault(problem, {})[label] = cell
+        rows.setdefault(problem, {})[label] = runs_statistic(group, "l2_abs").text()
     columns = [label + NEW_MARK if label.split("[")[0] in new else label for label in labels]
     table = pd.DataFrame([[rows[p].get(label, "-") for label in labels] for p in sorted(rows)],
                          index=sorted(rows), columns=columns)
@@ -121,7 +123,7 @@ def compare_plugin(plugin_file: str | Path, protocol: Protocol, out: str | Path 
           f"baselines)", file=sys.stderr)
     runs = _suite_runs(out, suite.run_ids, machines)
     table = median_errors(runs, new)
-    print("median final L2 error (absolute RMS) per problem:")
+    print(f"final L2 error (absolute RMS), {STATISTIC} per problem:")
     print(tabulate(table, headers="keys", disable_numparse=True))
     written = None
     if report:

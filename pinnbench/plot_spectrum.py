@@ -3,8 +3,8 @@
 For each chosen step, one log-scale panel against the index n: the singular values s_n, the reconstruction
 error RCE_n, the precision line ε (AMStraMGRAM), √(train loss) after the step, and the cutoff rank used
 (vertical line), with the intersection rank r_int and the precision rank r_ε marked on the RCE curve.
-A last panel draws the train loss per step with the phase changes (intersection → flattening) and the stage
-changes (precision lowered) marked, and the chosen steps highlighted.
+A last panel draws the train loss after each step with the phase changes (intersection → flattening) and the
+stage changes (precision lowered) dashed, and the chosen steps as thin lines, each named in its legend.
 
 Input: a run file written by the runner (its per-step ``info`` scalars and ``spectrum`` vectors), or the two
 frames :func:`pinnbench.store.load_spectra` and :func:`pinnbench.store.load_info` return.
@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .errors import PinnbenchError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PHASE_NAMES = {0: "intersection", 1: "flattening"}
 """AMStraMGRAM's phase codes in ``info["phase"]`` (docs/amstramgram.md)."""
@@ -98,18 +101,9 @@ def _positive(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def plot_spectrum(source, steps: Sequence[int] | None = None, out: str | Path = "spectrum",
-                  formats: Sequence[str] = ("png", "svg")) -> list[Path]:
-    """Draw the spectral panels of ``steps`` (default: a few around the phase changes) and the loss curve.
-
-    ``source``: a run file path, or ``(spectra, info)`` frames as returned by ``load_spectra`` / ``load_info``.
-    A requested step without recorded vectors is replaced by the nearest recorded one. Writes
-    ``<out>.<fmt>`` for each format and returns the paths; a run without singular values (an optimizer that
-    takes no SVD) raises a one-line PinnbenchError and writes nothing.
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def spectrum_figure(source, steps: Sequence[int] | None = None) -> Figure:
+    """The figure of :func:`plot_spectrum`, not saved."""
+    from matplotlib.figure import Figure
 
     spectra, info = _frames(source)
     _check_has_singular_values(spectra, source)
@@ -122,25 +116,35 @@ def plot_spectrum(source, steps: Sequence[int] | None = None, out: str | Path = 
     n_panels = len(chosen) + 1
     columns = min(n_panels, 3)
     rows = math.ceil(n_panels / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.0 * rows), squeeze=False)
-    flat = axes.ravel()
+    fig = Figure(figsize=(5.2 * columns, 4.0 * rows + 0.6), layout="constrained")
+    flat = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax, step in zip(flat, chosen):
         _spectrum_panel(ax, spectra, info, step)
     _loss_panel(flat[len(chosen)], info, chosen)
     for ax in flat[n_panels:]:
         ax.set_visible(False)
     handles, labels = flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), frameon=False)
-    legend_rows = math.ceil(len(labels) / 5)
-    fig.tight_layout(rect=(0, min(0.4, 0.3 * legend_rows / fig.get_figheight()), 1, 1))
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), frameon=False)
+    return fig
+
+
+def plot_spectrum(source, steps: Sequence[int] | None = None, out: str | Path = "spectrum",
+                  formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Draw the spectral panels of ``steps`` (default: a few around the phase changes) and the loss curve.
+
+    ``source``: a run file path, or ``(spectra, info)`` frames as returned by ``load_spectra`` / ``load_info``.
+    A requested step without recorded vectors is replaced by the nearest recorded one. Writes
+    ``<out>.<fmt>`` for each format (the image grows to hold the legend) and returns the paths; a run without
+    singular values (an optimizer that takes no SVD) raises a one-line PinnbenchError and writes nothing.
+    """
+    fig = spectrum_figure(source, steps)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
         path = out.with_name(f"{out.name}.{fmt}")
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
         paths.append(path)
-    plt.close(fig)
     return paths
 
 
@@ -172,12 +176,20 @@ def _spectrum_panel(ax, spectra: pd.DataFrame, info: pd.DataFrame, step: int) ->
     ax.set_xlabel("index n")
 
 
+LOSS_TITLE = "train loss after each step"
+
+
 def _loss_panel(ax, info: pd.DataFrame, chosen: Sequence[int]) -> None:
+    """The train loss the optimizer reported after each step (``info["loss"]``); its legend names the vertical
+    lines that are drawn: phase / precision changes (dashed) and the steps of the spectrum panels (thin)."""
     if "loss" in info and len(info):
-        ax.semilogy(info["step"], _positive(info["loss"].to_numpy()), color="tab:red", lw=1.2)
-    for step in _changes(info):
-        ax.axvline(step, color="grey", ls="--", lw=0.8)
-    for step in chosen:
-        ax.axvline(step, color="black", lw=0.6, alpha=0.5)
-    ax.set_title("train loss (dashed: phase / precision changes)")
+        ax.semilogy(info["step"], _positive(info["loss"].to_numpy()), color="tab:red", lw=1.2, label="train loss",
+                    gid="train loss")
+    for i, step in enumerate(_changes(info)):
+        ax.axvline(step, color="grey", ls="--", lw=0.8, label="_" if i else "phase / precision change")
+    for i, step in enumerate(chosen):
+        ax.axvline(step, color="black", lw=0.6, alpha=0.5, label="_" if i else "steps of the spectrum panels")
+    ax.set_title(LOSS_TITLE)
     ax.set_xlabel("step")
+    ax.set_ylabel("train loss")
+    ax.legend(loc="upper right", fontsize="small")

@@ -80,3 +80,14 @@ def suite(seeds=(1, 2, 3), problems=("heat", "laplace2d", "burgers"),
         runs.append(run("heat-ana-paper", "heat", "anagram", 1, *decay(2.0, 1e-12), protocol="paper",
                         protocol_id="0123456789"))
     return frames(*runs)
+
+
+EIGHT = ("adam", "amstramgram", "amstramgram[fallback=none]", "anagram", "engd", "lbfgs", "ssbfgs", "ssbroyden")
+"""Eight optimizer labels, two of them variants of one optimizer: the legends' worst case."""
+
+
+def zoo(labels=EIGHT, problems=("heat",), seeds=(1, 2, 3)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every optimizer label on every problem and seed, each label decaying at its own rate."""
+    return frames(*(run(f"{problem}-{label}-{seed}", problem, label, seed,
+                        *decay(0.2 + 0.15 * i + 0.02 * seed, 1e-12))
+                    for problem in problems for i, label in enumerate(labels) for seed in seeds))

@@ -137,7 +137,12 @@ def test_python_m_and_list():
 def test_run_writes_the_report_and_report_command(tmp_path, capsys):
     out = tmp_path / "o"
     assert main(["run", "-p", "laplace2d", "-o", "adam", "--steps", "3", "--out", str(out)]) == 0
-    assert f"report written to {out / 'report' / 'index.html'}" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert f"report written to {out / 'report' / 'index.html'}" in captured.err
+    summary = captured.out.splitlines()  # the final values by the one statistic, named
+    assert summary[0].startswith("final values per problem and optimizer: median of the n ok seeds")
+    (row,) = [line.split() for line in summary if line.startswith("laplace2d")]
+    assert row[:3] == ["laplace2d", "adam", "1/1"] and row[-2] == f"{load_runs(out).l2_abs[0]:.2e}"
     assert (out / "report" / "README.md").is_file()
     assert main(["report", str(out), "--out", str(tmp_path / "r"), "--format", "latex", "--no-figures"]) == 0
     assert list((tmp_path / "r").rglob("*.tex"))

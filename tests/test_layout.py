@@ -14,7 +14,7 @@ LAYERS = [  # lowest first; a module may import its own layer and the ones below
     ("pinnbench._version", "pinnbench.errors", "pinnbench.hyperparameters", "pinnbench.allocator"),
     ("pinnbench.core",),
     ("pinnbench.registry", "pinnbench.protocol"),
-    ("pinnbench.store", "pinnbench.references"),
+    ("pinnbench.store", "pinnbench.references", "pinnbench.statistics"),
     ("pinnbench.execution",),
     ("pinnbench.report", "pinnbench.perf", "pinnbench.plot_spectrum"),
     ("pinnbench.api", "pinnbench.check", "pinnbench.cli", "pinnbench.compare", "pinnbench.__main__",

@@ -1,8 +1,10 @@
 """The spectrum figure is drawn from a real run file (runner -> store -> plot)."""
+import numpy as np
+import pandas as pd
 import pytest
 
 from pinnbench.errors import PinnbenchError
-from pinnbench.plot_spectrum import default_steps, plot_spectrum
+from pinnbench.plot_spectrum import LOSS_TITLE, default_steps, plot_spectrum, spectrum_figure
 from pinnbench.runner import RunSpec, execute
 from pinnbench.store import load_info, load_spectra, write_run
 
@@ -44,3 +46,37 @@ def test_spectra_without_singular_values_are_refused(run_file, tmp_path):
                                              r"only SVD-based optimizers \(amstramgram, anagram\) record them$"):
         plot_spectrum((gram, info), out=tmp_path / "fig")
     assert not list(tmp_path.iterdir())
+
+
+def loss_axes(figure, panels):
+    """The loss panel (after the ``panels`` spectrum panels) and its legend labels."""
+    ax = figure.axes[panels]
+    return ax, [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+def test_the_loss_panel_shows_what_its_title_says(run_file):
+    info = load_info(run_file)
+    figure = spectrum_figure(run_file, steps=[1, 6])
+    ax, legend = loss_axes(figure, 2)
+    assert ax.get_title() == LOSS_TITLE == "train loss after each step" and ax.get_ylabel() == "train loss"
+    (line,) = [line for line in ax.get_lines() if line.get_gid() == "train loss"]
+    assert line.get_xdata().tolist() == info["step"].tolist()
+    assert np.array_equal(line.get_ydata(), info["loss"].to_numpy())  # the loss after each step
+    assert legend[0] == "train loss" and "steps of the spectrum panels" in legend
+    steps_drawn = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == "-"
+                   and line.get_gid() != "train loss"]
+    assert steps_drawn == [1, 6]
+
+
+def test_phase_changes_are_dashed_and_named_only_where_there_are_some():
+    steps = [1, 2, 3, 4]
+    spectra = pd.DataFrame([{"step": s, "name": n, "index": i, "value": 10.0 ** -i}
+                            for s in steps for n in ("singular_values", "rce") for i in range(4)])
+    info = pd.DataFrame({"step": steps, "loss": [1.0, 0.1, 0.01, 0.001], "rank": [2.0] * 4})
+    _, plain = loss_axes(spectrum_figure((spectra, info), steps=[1, 4]), 2)
+    assert plain == ["train loss", "steps of the spectrum panels"]  # ANaGRAM-like: no phase, no dashed line
+    figure = spectrum_figure((spectra, info.assign(phase=[0.0, 0.0, 1.0, 1.0])), steps=[1, 4])
+    ax, legend = loss_axes(figure, 2)
+    assert legend == ["train loss", "phase / precision change", "steps of the spectrum panels"]
+    dashed = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert dashed == [3]

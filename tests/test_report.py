@@ -18,7 +18,7 @@ from pinnbench.report.frames import partitions
 from pinnbench.report.published import published_table
 from pinnbench.report.render import Cell, Table, render_table
 from pinnbench.report.status import failures_table, status_counts
-from pinnbench.report.tables import PAPER_COMPARISONS, comparison_table, full_table, summarize
+from pinnbench.report.tables import PAPER_COMPARISONS, comparison_has_data, comparison_table, full_table, summarize
 from pinnbench.report.targets import (comparable, ecdf, instance_costs, performance_ratios, profile,
                                       target_table, time_to_target)
 from report_synthetic import frames, run, suite
@@ -37,28 +37,29 @@ def two_seed_heat():
             finals("m1", "heat", "amstramgram", 1, 1e-14), finals("m2", "heat", "amstramgram", 2, 3e-14)]
 
 
-def test_summary_mean_and_std_over_seeds():
-    runs, _ = frames(*two_seed_heat())
-    row = summarize(runs).set_index("optimizer").loc["anagram"]
-    assert row["l2_abs_mean"] == pytest.approx(2e-6, rel=1e-12)
-    assert row["l2_abs_std"] == pytest.approx(1e-6, rel=1e-12)  # population std (ddof=0)
-    assert row["loss_mean"] == pytest.approx(5e-12, rel=1e-12)  # (1e-12 + 9e-12) / 2
-    assert row["loss_std"] == pytest.approx(4e-12, rel=1e-12)
-    assert row["l2_rel_mean"] == pytest.approx(4e-6, rel=1e-12)
-    assert (row["n_runs"], row["l2_abs_n"]) == (2, 2)
+def test_summary_is_the_median_over_ok_seeds():
+    runs, _ = frames(*two_seed_heat(), finals("a3", "heat", "anagram", 3, 9e-6),
+                     finals("a4", "heat", "anagram", 4, 1e-9, status="diverged"))
+    summary = summarize(runs).set_index("optimizer")
+    two, three = summary.loc["amstramgram"], summary.loc["anagram"]
+    assert two["l2_abs_median"] == pytest.approx(2e-14, rel=1e-12)  # two seeds: the mean of the middle pair
+    assert two["loss_median"] == pytest.approx(5e-28, rel=1e-12)  # (1e-28 + 9e-28) / 2
+    assert np.isnan(two["l2_abs_low"]) and np.isnan(two["l2_abs_high"])  # no interval under three seeds
+    assert three["l2_abs_median"] == pytest.approx(3e-6, rel=1e-12)  # the diverged 1e-9 is not in it
+    assert three["l2_abs_low"] <= 3e-6 <= three["l2_abs_high"]
+    assert (three["n_runs"], three["l2_abs_n"]) == (4, 3)
+    assert three["l2_rel_median"] == pytest.approx(6e-6, rel=1e-12)
 
 
 def test_comparison_table_bolds_the_better_entry_and_marks_missing_rows():
     runs, _ = frames(*two_seed_heat())
     table = comparison_table(summarize(runs), ANAGRAM_VS_AMSTRAMGRAM)
+    assert [row[0].text for row in table.rows] == ["heat"]  # no row for the problems nobody ran
     heat = dict(zip(table.columns, table.rows[0]))
-    assert heat["anagram L2 (abs. RMS)"].text == "2.00e-06 ± 1.00e-06"
+    assert heat["anagram L2 (abs. RMS)"].text == "2.00e-06"
     assert not heat["anagram L2 (abs. RMS)"].bold and not heat["anagram train loss"].bold
     assert heat["amstramgram L2 (abs. RMS)"].bold and heat["amstramgram train loss"].bold
-    assert heat["amstramgram L2 (abs. RMS)"].text == "2.00e-14 ± 1.00e-14"
-    laplace = dict(zip(table.columns, table.rows[1]))
-    assert laplace["problem"].text == "laplace2d"
-    assert all(c.text == "—" and not c.bold for k, c in laplace.items() if k != "problem")
+    assert heat["amstramgram L2 (abs. RMS)"].text == "2.00e-14"
     assert "absolute RMS" in table.footnote and "protocol quick" in table.footnote.lower()
 
 
@@ -66,7 +67,7 @@ def test_an_optimizer_that_failed_on_some_seeds_cannot_win_on_its_lucky_run():
     runs, _ = frames(*two_seed_heat(), finals("s1", "heat", "ssbroyden", 1, 1e-20),
                      finals("s2", "heat", "ssbroyden", 2, np.nan, status="diverged"))
     cells = dict(zip(full_table(summarize(runs)).columns, full_table(summarize(runs)).rows[0]))
-    assert cells["ssbroyden"].text == "1.00e-20 ± 0.00e+00 (1/2)"
+    assert cells["ssbroyden"].text == "1.00e-20 (1/2 seeds ok)"
     assert not cells["ssbroyden"].bold
     assert cells["amstramgram"].bold
 
@@ -81,7 +82,7 @@ def test_failed_nan_and_other_protocol_runs_are_kept_apart():
     summary = summarize(runs)
     assert sorted(summary["protocol"].unique()) == ["paper", "quick"]
     quick = summary[(summary["protocol"] == "quick") & (summary["optimizer"] == "anagram")].iloc[0]
-    assert quick["l2_abs_mean"] == pytest.approx(2e-6, rel=1e-12)  # the 1e-12 paper run is not averaged in
+    assert quick["l2_abs_median"] == pytest.approx(2e-6, rel=1e-12)  # the 1e-12 paper run is not in it
     assert (quick["n_runs"], quick["l2_abs_n"]) == (5, 2)
     with pytest.raises(ValueError, match="partitions"):
         comparison_table(summary, ANAGRAM_VS_AMSTRAMGRAM)
@@ -89,7 +90,7 @@ def test_failed_nan_and_other_protocol_runs_are_kept_apart():
     assert set(parts) == {"paper", "quick"}
     assert set(parts["paper"].trajectory["run_id"]) == {"p1"}
     table = comparison_table(summarize(parts["quick"].runs), ANAGRAM_VS_AMSTRAMGRAM)
-    assert table.rows[0][2].text == "2.00e-06 ± 1.00e-06 (2/5)"
+    assert table.rows[0][2].text == "2.00e-06 (2/5 seeds ok)"
     assert status_counts(parts["quick"].runs).loc["anagram", ["ok", "diverged", "error", "total"]].tolist() == \
         [3, 1, 1, 5]
 
@@ -108,10 +109,10 @@ def test_time_to_target_counts_never_reaching_runs_as_failures():
     assert cost["b3"].tolist() == [INF, INF, INF]
     table = target_table(costs)
     rows = {(r[0].text, r[1].text): dict(zip(table.columns, r)) for r in table.rows}
-    assert rows["heat", "1e-03"]["anagram"].text == "never (1/2)"  # median of (2, inf) is inf
-    assert rows["heat", "1e-03"]["adam"].text == "2 s (2/3)"  # median of (1, 2, inf)
+    assert rows["heat", "1e-03"]["anagram"].text == "reached by 1/2 seeds"  # median of (2, inf) is inf
+    assert rows["heat", "1e-03"]["adam"].text == "2 s (reached by 2/3 seeds)"  # median of (1, 2, inf)
     assert rows["heat", "1e-03"]["adam"].bold
-    assert rows["heat", "1e-06"]["anagram"].text == "never (1/2)"
+    assert rows["heat", "1e-09"]["adam"].text == "reached by 0/3 seeds"
 
 
 def test_performance_profile_values():
@@ -168,10 +169,14 @@ def test_published_ratio_and_verdict():
     rows = {(r[0].text, r[1].text, r[2].text): dict(zip(table.columns, r)) for r in table.rows}
     ours = rows["laplace2d", "amstramgram", "absolute RMS error"]
     assert ours["ratio"].value == pytest.approx(2.0) and ours["verdict"].text == "≈"
-    assert ours["published"].text == "2.24e-15 ± 2.52e-16"
+    assert ours["published mean ± std"].text == "2.24e-15 ± 2.52e-16"
+    assert ours["ours: median [95% bootstrap CI] over ok seeds"].text == "4.48e-15"
     assert rows["laplace2d", "anagram", "absolute RMS error"]["verdict"].text == "✗"
-    assert rows["heat", "anagram", "absolute RMS error"]["ours"].text == "—"
+    assert {problem for problem, _, _ in rows} == {"laplace2d"}  # only what we ran: nothing else to compare
     assert any("not the papers' setup" in n for n in table.notes)  # synthetic runs use protocol "quick"
+    assert not any("SSBroyden paper's own setup" in n for n in table.notes)  # no ssbroyden row, no note
+    elsewhere, _ = frames(finals("x", "poisson9d", "anagram", 1, 1e-3))
+    assert published_table(summarize(elsewhere)).rows == ()
 
 
 def test_rendering_keeps_bold_escapes_and_missing_cells():
@@ -220,6 +225,7 @@ def test_build_report_writes_every_part(tmp_path):
     summary = pd.read_csv(section / "summary.csv")
     adam = summary[(summary["problem"] == "heat") & (summary["optimizer"] == "adam")].iloc[0]
     assert (adam["n_runs"], adam["l2_abs_n"]) == (3, 1)  # one ok, one error, one NaN
+    assert adam["l2_abs_median"] == pytest.approx(1e-3)  # the ok run's 10^(-0.3·10), alone
     costs = pd.read_csv(section / "time_to_target.csv")
     assert np.isinf(costs[costs["run_id"] == "heat-adam-err"]["cost"]).all()
 
@@ -234,8 +240,8 @@ def test_report_of_two_protocols_has_two_sections(tmp_path):
     assert "## Protocol quick (id feedc0de12), device cpu" in readme
     paper = pd.read_csv(out / "paper-0123456789-cpu" / "summary.csv")
     quick = pd.read_csv(out / "quick-feedc0de12-cpu" / "summary.csv").set_index("optimizer")
-    assert paper["l2_abs_mean"].tolist() == [1e-12]
-    assert quick.loc["anagram", "n_runs"] == 2 and quick.loc["anagram", "l2_abs_mean"] > 1e-10
+    assert paper["l2_abs_median"].tolist() == [1e-12]
+    assert quick.loc["anagram", "n_runs"] == 2 and quick.loc["anagram", "l2_abs_median"] > 1e-10
 
 
 def test_write_report_reads_a_results_folder(tmp_path):
@@ -251,8 +257,35 @@ def test_write_report_reads_a_results_folder(tmp_path):
     summary = pd.read_csv(section / "summary.csv").set_index("optimizer")
     runs = load_runs(tmp_path / "results").set_index("optimizer")
     for optimizer in ("adam", "anagram"):
-        assert summary.loc[optimizer, "l2_abs_mean"] == runs.loc[optimizer, "l2_abs"]
+        assert summary.loc[optimizer, "l2_abs_median"] == runs.loc[optimizer, "l2_abs"]
     assert (summary["n_runs"] == 1).all()
     readme = (out / "README.md").read_text()
     assert "laplace2d" in readme and "environment.git_commit" in readme and "[2,32,1]" in readme
     assert (section / "tables" / "all_l2_abs.tex").read_text().startswith(r"\begin{table}")
+
+
+def test_no_comparison_table_without_a_head_to_head(tmp_path):
+    """The issue's case: amstramgram not run, so no ANaGRAM vs AMStraMGRAM table (with anagram bold on its own)."""
+    runs, trajectory = frames(finals("a1", "heat", "anagram", 1, 1e-6), finals("d1", "heat", "adam", 1, 1e-3),
+                              finals("s1", "burgers", "ssbroyden", 1, 1e-6),
+                              finals("m1", "burgers", "amstramgram", 1, 1e-12))
+    summary = summarize(runs)
+    assert not comparison_has_data(summary, ANAGRAM_VS_AMSTRAMGRAM)
+    assert comparison_has_data(summary, PAPER_COMPARISONS[1])
+    alone = comparison_table(summary, ANAGRAM_VS_AMSTRAMGRAM)
+    assert not any(cell.bold for row in alone.rows for cell in row)  # one entry per row: no winner
+    out = build_report(runs, trajectory, tmp_path, figures=False)
+    readme = (out / "README.md").read_text()
+    tables = out / "quick-feedc0de12-cpu" / "tables"
+    assert not (tables / "comparison_anagram_amstramgram.md").exists()
+    assert (tables / "comparison_amstramgram_ssbroyden.md").exists()
+    assert "**ANaGRAM vs AMStraMGRAM" not in readme and "Not shown, for want of runs" in readme
+    assert "pinnbench vs published results" in readme  # anagram on heat has a published number
+
+
+def test_no_published_table_without_a_published_number(tmp_path):
+    runs, trajectory = frames(finals("a1", "poisson9d", "anagram", 1, 1e-6), finals("d1", "heat", "my-gd", 1, 1e-3))
+    readme = (build_report(runs, trajectory, tmp_path, figures=False) / "README.md").read_text()
+    assert "pinnbench vs published results" not in readme
+    assert "No published numbers for the problems and optimizers of this section." in readme
+    assert not (tmp_path / "quick-feedc0de12-cpu" / "tables" / "published.md").exists()

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import PinnbenchError
-from .curves import X_AXES, X_NAMES, line_styles, plot_bands, save_figure, seed_bands
+from .curves import X_AXES, X_NAMES, line_styles, plot_bands, save_figure, seed_bands, seed_lines
 from .frames import METRIC_NAMES, Partition, check_metric, optimizer_order, partitions, sentence_case
 from .manifest import manifest_table, merged_manifest, setup_table
 from .published import published_table
@@ -46,11 +46,12 @@ def _curve_blocks(part: Partition, out_dir: Path, error: str, styles: dict, high
     blocks: list[Block] = []
     for stem, metric, x in CURVE_FIGURES:
         metric = metric or error
-        title = f"{sentence_case(METRIC_NAMES[metric])} vs {X_NAMES[x]}\n{part.title}"
-        figure = plot_bands(seed_bands(part.trajectory, metric, x), metric, x, title, styles, highlight)
+        title = f"{sentence_case(METRIC_NAMES[metric])} vs {X_NAMES[x]}\n{part.figure_title}"
+        figure = plot_bands(seed_bands(part.trajectory, metric, x), metric, x, title, styles, highlight,
+                            seed_lines(part.trajectory, metric, x))
         blocks.append(_figure(figure, out_dir / part.slug / "figures" / stem, out_dir,
                               f"Best-so-far {METRIC_NAMES[metric]} against {X_AXES[x]} ({part.title}); "
-                              "line: median over seeds, band: interquartile range."))
+                              "bold line: median over seeds, thin lines: each seed, n: seeds."))
     return blocks
 
 
@@ -61,7 +62,7 @@ def _profile_blocks(part: Partition, costs: pd.DataFrame, out_dir: Path, error: 
         return [Text("Performance profiles need at least two optimizers run on the same problems.")]
     if not np.isfinite(kept["cost"]).any():
         return [Text("No run reached any target: no performance profiles.")]
-    title = f"Targets {', '.join(f'{t:.0e}' for t in targets)} on the {METRIC_NAMES[error]}\n{part.title}"
+    title = f"Targets {', '.join(f'{t:.0e}' for t in targets)} on the {METRIC_NAMES[error]}\n{part.figure_title}"
     figure = plot_profiles(kept, "time", title, styles, highlight, x_end=float(part.trajectory["time"].max()))
     blocks: list[Block] = [_figure(figure, out_dir / part.slug / "figures" / "profiles", out_dir,
                                    "Dolan-Moré performance profile and ECDF over (problem, target) pairs; runs "
@@ -86,9 +87,10 @@ def _partition_section(part: Partition, out_dir: Path, formats: tuple[str, ...],
     if (part.runs["status"] != "ok").any():
         status.append(failures_table(part.runs))
     shown = [c for c in PAPER_COMPARISONS if comparison_has_data(summary, c)]
-    skipped = [c.title for c in PAPER_COMPARISONS if c not in shown]
+    skipped = [c for c in PAPER_COMPARISONS if c not in shown]
+    published = published_table(summary)
     finals = [*(comparison_table(summary, c, error) for c in shown), full_table(summary, "loss"),
-              full_table(summary, error), published_table(summary)]
+              full_table(summary, error), *([published] if published.rows else [])]
     to_target = target_table(costs, "time", error, context)
     setup, machine = setup_table(part.runs), manifest_table(part.runs)
     for table in (*status, *finals, to_target, setup, machine):
@@ -101,7 +103,11 @@ def _partition_section(part: Partition, out_dir: Path, formats: tuple[str, ...],
              f"{part.runs['optimizer'].nunique()} optimizers, seeds {seeds}. Files of this section: {part.slug}/."),
         Heading(3, "Run status"), *status, Heading(3, "Final values"), *finals]
     if skipped:
-        blocks.append(Text(f"Not shown (no runs of their optimizers on their problems): {'; '.join(skipped)}."))
+        blocks.append(Text("Not shown, for want of runs of two of their optimizers on one of their problems: "
+                           + "; ".join(f"{c.title} ({', '.join(c.optimizers)} on {', '.join(c.problems)})"
+                                       for c in skipped) + "."))
+    if not published.rows:
+        blocks.append(Text("No published numbers for the problems and optimizers of this section."))
     styles = line_styles(optimizer_order(part.runs))
     blocks.append(Heading(3, "Error against time and work"))
     blocks += (_curve_blocks(part, out_dir, error, styles, highlight) if figures

@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-import numpy as np
 import pandas as pd
 
 from ..errors import PinnbenchError
@@ -88,6 +87,11 @@ class Partition:
     def title(self) -> str:
         return describe_partition(self.protocol, self.protocol_id, self.device)
 
+    @property
+    def figure_title(self) -> str:
+        """``'protocol quick, device cpu'``: figures name the protocol, not its hash (the section heading has it)."""
+        return f"protocol {self.protocol}, device {self.device}"
+
 
 def partitions(runs: pd.DataFrame, trajectory: pd.DataFrame) -> list[Partition]:
     """Split a results set into its partitions, ordered by protocol name, id and device."""
@@ -100,12 +104,6 @@ def partitions(runs: pd.DataFrame, trajectory: pd.DataFrame) -> list[Partition]:
         result.append(Partition(*(str(k) for k in key), runs=group.reset_index(drop=True),
                                 trajectory=points.reset_index(drop=True)))
     return result
-
-
-def finite(values: pd.Series | np.ndarray) -> np.ndarray:
-    """Float array of the finite entries (None, NaN and ±inf dropped)."""
-    array = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
-    return array[np.isfinite(array)]
 
 
 def base_problem(label: object) -> str:

@@ -13,14 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..statistics import NAME
 from .frames import METRIC_NAMES, describe_partition, problem_labels, require_single_partition, sentence_case
 from .render import MISSING, Cell, Table
-from .tables import format_value, stat_text
+from .tables import entry_statistic
 
 AMSTRAMGRAM_STUDY = "AMStraMGRAM study (slides), PROTOCOLS.md §4"
 SSBROYDEN_SETUP = "the SSBroyden paper's own setup (adaptive resampling, hard-constrained boundary conditions)"
 KFAC_STUDY = "KFAC-for-PINNs study: relative L2, [2,64,1] net, 1000 s GPU budget, single figure"
 NOTE_MARKS = {SSBROYDEN_SETUP: "*", KFAC_STUDY: "†"}
+OURS_HEADER = f"ours: {NAME}"
+PUBLISHED_HEADER = "published mean ± std"
 
 
 @dataclass(frozen=True)
@@ -80,53 +83,51 @@ def verdict(ratio: float) -> str:
     return "≈" if ratio <= REPRODUCED_FACTOR else "✗"
 
 
-def _matches(summary: pd.DataFrame) -> list[tuple[PublishedResult, str, pd.Series | None]]:
-    """Each published result with our entry for it, once per net we ran its problem on (None: not run)."""
+def _matches(summary: pd.DataFrame) -> list[tuple[PublishedResult, str, pd.Series]]:
+    """Each published result with our entry for it, once per net we ran its problem on (none: not run)."""
     out = []
     for pub in PUBLISHED:
         mine = summary[summary["optimizer"] == pub.optimizer]
-        labels = problem_labels(mine, pub.problem) if not mine.empty else []
-        found = [(pub, label, mine[mine["problem"] == label].iloc[0]) for label in labels]
-        out += found or [(pub, pub.problem, None)]
+        out += [(pub, label, mine[mine["problem"] == label].iloc[0]) for label in problem_labels(mine, pub.problem)]
     return out
 
 
+def _published_text(pub: PublishedResult) -> str:
+    return f"{pub.mean:.2e}" + ("" if pub.std is None else f" ± {pub.std:.2e}")
+
+
 def published_table(summary: pd.DataFrame) -> Table:
-    """Ours (mean ± std over our seeds, default hyperparameters) beside the published value, and their ratio.
+    """Ours (the statistic of :mod:`pinnbench.statistics`, default hyperparameters) beside the published mean ±
+    std, and the ratio of our median to the published mean: one row per published number we ran (none: no rows).
 
     ``summary`` is :func:`pinnbench.report.tables.summarize` of one partition; ours is the optimizer whose label
     equals the published optimizer's name (no hyperparameter overrides).
     """
     require_single_partition(summary)
+    matches = _matches(summary)
     rows = []
-    for pub, label, entry in _matches(summary):
-        ours_text, ours_mean = MISSING, np.nan
-        if entry is not None:
-            n = int(entry[f"{pub.metric}_n"])
-            ours_text = stat_text(float(entry[f"{pub.metric}_mean"]), float(entry[f"{pub.metric}_std"]), n,
-                                  int(entry["n_runs"]))
-            if n:
-                ours_mean = float(entry[f"{pub.metric}_mean"])
-        ratio = ours_mean / pub.mean
-        theirs = format_value(pub.mean) + ("" if pub.std is None else f" ± {format_value(pub.std)}")
+    for pub, label, entry in matches:
+        ours = entry_statistic(entry, pub.metric)
+        ratio = ours.median / pub.mean if ours.n_ok else np.nan
         known = bool(np.isfinite(ratio))
         rows.append((Cell(label), Cell(pub.optimizer + NOTE_MARKS.get(pub.note, "")),
-                     Cell(METRIC_NAMES[pub.metric]),
-                     Cell(ours_text, value=ours_mean if known else None), Cell(theirs, value=pub.mean),
+                     Cell(METRIC_NAMES[pub.metric]), Cell(ours.text(), value=ours.median if known else None),
+                     Cell(_published_text(pub), value=pub.mean),
                      Cell(f"{ratio:.3g}" if known else MISSING, value=ratio if known else None),
                      Cell(verdict(ratio))))
     protocol = str(summary["protocol"].iloc[0]) if not summary.empty else "?"
-    notes = [f"Ratio = our mean / published mean; ✓ ours ≤ published, ≈ within {REPRODUCED_FACTOR:g}×, ✗ worse. "
-             f"Published: {AMSTRAMGRAM_STUDY} (absolute RMS error, mean ± std over the authors' seeds)."]
-    notes += [f"{mark} {note}." for note, mark in NOTE_MARKS.items()]
+    notes = [f"Ratio = our median / published mean; ✓ ours ≤ published, ≈ within {REPRODUCED_FACTOR:g}×, ✗ worse. "
+             f"Published: {AMSTRAMGRAM_STUDY} (absolute RMS error, mean ± std over the authors' seeds, as the "
+             "papers give them)."]
+    notes += [f"{mark} {note}." for note, mark in NOTE_MARKS.items() if any(p.note == note for p, _, _ in matches)]
     if protocol != "paper":
         notes.append(f"Our runs use protocol '{protocol}', not the papers' setup (protocol 'paper'): "
                      "fewer steps or points, so ratios are indicative only.")
     first = summary.iloc[0] if not summary.empty else None
-    footnote = ("Ours: mean ± std over seeds of final values of ok runs, default hyperparameters; (k/n): k of n "
-                f"runs ok; {MISSING}: not run."
+    footnote = (f"Ours: {NAME}, final values, default hyperparameters; only the published numbers of problems "
+                "and optimizers we ran are listed."
                 + ("" if first is None else " " + sentence_case(
                     describe_partition(first["protocol"], first["protocol_id"], first["device"])) + "."))
     return Table("published", "pinnbench vs published results",
-                 ("problem", "optimizer", "metric", "ours", "published", "ratio", "verdict"), tuple(rows),
-                 footnote, tuple(notes))
+                 ("problem", "optimizer", "metric", OURS_HEADER, PUBLISHED_HEADER, "ratio", "verdict"),
+                 tuple(rows), footnote, tuple(notes))

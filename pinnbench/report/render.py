@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from tabulate import tabulate
 
 from ..errors import PinnbenchError
+from ..statistics import MISSING
 
 FORMATS = {"md": ".md", "latex": ".tex", "html": ".html"}
 """Table formats and their file extensions."""
-MISSING = "—"
-"""What a cell without data shows."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ def render_table(table: Table, fmt: str) -> str:
         lines += [latex_escape(n) + r"\par" for n in notes]
         lines.append(r"\end{table}")
         return "\n".join(lines) + "\n"
-    return "\n".join([f"<h4>{html.escape(table.title)}</h4>", body,
+    return "\n".join([f"<h4>{html.escape(table.title)}</h4>", f'<div class="table-wrap">{body}</div>',
                       *[f'<p class="note">{html.escape(n)}</p>' for n in notes]]) + "\n"
 
 
@@ -138,9 +137,12 @@ class Image:
 Block = Heading | Text | Table | Image
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0;font-size:.9em}th,td{border:1px solid #bbb;padding:.25em .6em;
-text-align:left}th{background:#eee}p.note{font-size:.85em;color:#444;max-width:1100px}
+.table-wrap{max-width:100%;overflow-x:auto}table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
+th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left;overflow-wrap:anywhere}th{background:#eee}
+p.note{font-size:.85em;color:#444;max-width:1100px}
 img{max-width:100%;border:1px solid #ddd}figure{margin:1em 0}figcaption{font-size:.85em;color:#444}"""
+"""Wide tables fit the page: cells wrap, even inside a long word, and a table that still cannot fit scrolls
+inside its own ``table-wrap`` box instead of widening the page."""
 
 
 def render_page(title: str, blocks: list[Block], fmt: str) -> str:

@@ -18,7 +18,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from .curves import X_AXES, Style, x_values
+from .curves import HIGHLIGHT_WIDTH, MEDIAN_WIDTH, X_AXES, Style, add_legend, seeds_label, x_values
 from .frames import METRIC_NAMES, RUN_COLUMNS, check_columns, check_metric, require_single_partition
 from .render import MISSING, Cell, Table
 
@@ -56,9 +56,11 @@ def target_summary(costs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cost_text(median: float, n_reached: int, n_runs: int, x: str) -> str:
-    unit = " s" if x == "time" else ""
-    head = f"{median:.3g}{unit}" if np.isfinite(median) else "never"
-    return f"{head} ({n_reached}/{n_runs})"
+    """``'2 s (reached by 2/3 seeds)'``; the cost is left out when the median seed never got there."""
+    reached = f"reached by {n_reached}/{n_runs} seeds"
+    if not np.isfinite(median):
+        return reached
+    return f"{median:.3g}{' s' if x == 'time' else ''} ({reached})"
 
 
 def target_table(costs: pd.DataFrame, x: str = "time", metric: str = "l2_abs", context: str = "") -> Table:
@@ -82,8 +84,9 @@ def target_table(costs: pd.DataFrame, x: str = "time", metric: str = "l2_abs", c
                             bold=best is not None and entry.median == best, value=entry.median))
         rows.append(tuple(row))
     footnote = (f"Median over seeds of the {X_AXES[x]} at which the {METRIC_NAMES[metric]} first reaches the "
-                f"target; (k/n): k of n runs reached it; 'never': at most half did (failures count as never, "
-                f"they are not dropped). Resolution: the recording cadence. Bold: fastest. {context}")
+                f"target, a seed that never reaches it (or failed) counting as infinitely slow, so a cost is given "
+                f"only when more than half of the seeds reached it; 'reached by k/n seeds': k of the n seeds got "
+                f"there. Resolution: the recording cadence. Bold: fastest. {context}")
     return Table(f"time_to_target_{x}", f"Time to target ({METRIC_NAMES[metric]})", ("problem", "target",
                  *optimizers), tuple(rows), footnote.strip())
 
@@ -157,10 +160,10 @@ def plot_profiles(costs: pd.DataFrame, x: str, title: str, styles: dict[str, Sty
     profile_frame, ecdf_frame = profile(ratios, taus), ecdf(costs, grid)
     n_instances = len(ratios)
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
-        figure = Figure(figsize=(11, 4.4), layout="constrained")
+        figure = Figure(figsize=(11, 5.0), layout="constrained")
         left, right = figure.subplots(1, 2)
         for optimizer in sorted(costs["optimizer"].unique()):
-            width = 2.6 if optimizer == highlight else 1.6
+            width = HIGHLIGHT_WIDTH if optimizer == highlight else MEDIAN_WIDTH
             p = profile_frame[profile_frame["optimizer"] == optimizer]
             left.plot(p["tau"], p["fraction"], drawstyle="steps-post", **styles[optimizer], lw=width,
                       label=optimizer)
@@ -177,7 +180,8 @@ def plot_profiles(costs: pd.DataFrame, x: str, title: str, styles: dict[str, Sty
         right.set_title("ECDF (each seed counts 1/n of its pair)")
         for ax in (left, right):
             ax.set_ylim(-0.02, 1.02)
-        handles, labels = left.get_legend_handles_labels()
-        figure.legend(handles, labels, loc="outside right center", title="optimizer")
+        seeds = costs.groupby(["optimizer", "problem"])["seed"].nunique()
+        handles = dict(zip(*reversed(left.get_legend_handles_labels())))
+        add_legend(figure, {seeds_label(o, seeds[o].tolist()): h for o, h in handles.items()}, "optimizer (n seeds)")
         figure.suptitle(title)
     return figure
