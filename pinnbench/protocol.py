@@ -134,7 +134,7 @@ PRESETS: dict[str, Protocol] = {
         nets=QUICK_NETS, problem_budgets=QUICK_BUDGETS,
         description="the papers' story in about 10 minutes on 2 cores: one seed, runs of one thread, one per core, "
                     "20-40 s per run by problem, every run ends on its budget; laplace2d and heat on [2,24,24,1], "
-                    "burgers on [2,32,32,1]; laplace2d, heat and nonlinear_poisson on 400-point grids"),
+                    "burgers on [2,32,32,1] and t <= 0.25; laplace2d, heat and nonlinear_poisson on 400-point grids"),
     "paper": Protocol(
         name="paper", seeds=PAPER_SEEDS, budget=1800.0, points="paper",
         description="the papers' ten seeds, point sets, nets and step counts; 30 min per run at most"),
