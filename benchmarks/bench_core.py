@@ -131,3 +131,30 @@ class Step(_Kernel):
 
     def peakmem_step(self, problem, optimizer):
         self.optimizer.step(self.objective, self.theta)
+
+
+class InRunStep:
+    """The step as a user's run executes it: the median over steps 6-30 of a real run (paper points, seed 6865),
+    with the run loop's evaluations, recording and allocations between steps (``pinnbench.perf.probe``).
+    The warm ``Step`` above times the same step alone; a gap between the two is what only users see."""
+
+    params = [["laplace2d", "heat"], ["anagram", "amstramgram"]]
+    param_names = ["problem", "optimizer"]
+    rounds = 1
+    repeat = 1  # each value is already a median over 25 steps
+    timeout = 600
+
+    def setup(self, problem, optimizer):
+        torch.set_num_threads(THREADS)
+        try:
+            from pinnbench.perf.probe import in_run_step
+        except ImportError as exc:
+            raise NotImplementedError("the in-run step probe is not at this commit") from exc
+        if problem not in entries("problem") or optimizer not in entries("optimizer"):
+            raise NotImplementedError(f"{problem} / {optimizer} is not registered at this commit")
+        self.in_run_step = in_run_step
+
+    def track_in_run_step(self, problem, optimizer):
+        return 1e3 * self.in_run_step(problem, optimizer, torch.device("cpu"))
+
+    track_in_run_step.unit = "ms"

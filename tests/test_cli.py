@@ -142,7 +142,7 @@ def test_run_writes_the_report_and_report_command(tmp_path, capsys):
     summary = captured.out.splitlines()  # the final values by the one statistic, named
     assert summary[0].startswith("final values per problem and optimizer: median of the n ok seeds")
     (row,) = [line.split() for line in summary if line.startswith("laplace2d")]
-    assert row[:3] == ["laplace2d", "adam", "1/1"] and row[-2] == f"{load_runs(out).l2_abs[0]:.2e}"
+    assert row[:3] == ["laplace2d[net=2-24-24-1]", "adam", "1/1"] and row[-2] == f"{load_runs(out).l2_abs[0]:.2e}"
     assert (out / "report" / "README.md").is_file()
     assert main(["report", str(out), "--out", str(tmp_path / "r"), "--format", "latex", "--no-figures"]) == 0
     assert list((tmp_path / "r").rglob("*.tex"))

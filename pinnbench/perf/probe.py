@@ -35,15 +35,20 @@ from tabulate import tabulate
 from ..execution.environment import environment
 from ..errors import PinnbenchError
 from ..execution.instance import build, resolve_device
+from ..execution.run import RunObserver, RunSpec, execute
 from ..core.linalg import SVD_ROUTES, implicit_svd, rank_above, relative_cutoff, thin_svd, truncated_solve
 from ..core.grid_search import grid_line_search
 from ..core.model import MLP
 from ..core.objective import Objective
 from ..core.optimizer import Converged
 from ..core.problem import ResidualGroup
+from ..protocol import Protocol
 from ..registry import entries, get_optimizer
 
 SVD_OPTIMIZERS = ("anagram", "engd", "amstramgram")
+IN_RUN_STEPS = 30
+IN_RUN_FIRST = 6
+"""The in-run step: the median over steps IN_RUN_FIRST..IN_RUN_STEPS of a real run (the first steps warm up)."""
 LINE_SEARCH_POINTS = 31
 SEED = 6865
 SCALING = [(1024, (2, 32, 1)), (2048, (2, 64, 1)), (1024, (2, 32, 32, 1)), (4096, (2, 32, 32, 1))]
@@ -180,9 +185,39 @@ def _step_times(name: str, problem: Any, objective: Objective, theta0: torch.Ten
         return f"error: {type(exc).__name__}"
 
 
+class _StepClock(RunObserver):
+    """The optimizer clock each time a run leaves optimizer code: successive differences are step times."""
+
+    def __init__(self) -> None:
+        self.clocks: list[tuple[int, float]] = []
+
+    def untimed(self, clock: float, step: int) -> None:
+        self.clocks.append((step, clock))
+
+
+def in_run_step(problem: str, optimizer: str, device: torch.device, steps: int = IN_RUN_STEPS) -> float | str:
+    """Median seconds of steps IN_RUN_FIRST.. of a real run (:func:`pinnbench.execution.run.execute`, paper
+    points, seed 6865, this process's threads, the problem's published hyperparameters): the step as a user's
+    run executes it, with the run loop's evaluations, recording and allocations between steps. A note (str) when
+    the run ends before IN_RUN_FIRST + 2 steps."""
+    protocol = Protocol(name="probe", seeds=(SEED,), budget=1e6, steps=steps, points="paper", device=str(device),
+                        threads=torch.get_num_threads())
+    clock = _StepClock()
+    record = execute(RunSpec(problem, optimizer, SEED), protocol, observer=clock)
+    if record.manifest["status"] != "ok":
+        return f"{record.manifest['status']}: {record.manifest.get('error') or ''}".strip(": ")
+    # clocks[0] is after reset (step 0); clocks[k] after step k
+    times = [after - before for (_, before), (step, after) in zip(clock.clocks, clock.clocks[1:])
+             if step >= IN_RUN_FIRST]
+    if len(times) < 2:
+        return record.manifest.get("stop_reason") or "too few steps"
+    return float(torch.tensor(times).median())
+
+
 def probe_problem(name: str, device: torch.device, timer: Timer, ceilings: Ceilings, repeat: int,
-                  optimizers: Sequence[str]) -> dict[str, Any]:
-    """Every kernel of one problem at its ``paper`` size; times in milliseconds."""
+                  optimizers: Sequence[str], in_run_steps: bool = True) -> dict[str, Any]:
+    """Every kernel of one problem at its ``paper`` size, and each optimizer's step warm and inside a real run
+    (``in_run_steps``); times in milliseconds."""
     inst = build(name, SEED, "paper", device=str(device))
     obj, theta = inst.objective, inst.theta0
     generic = Objective(inst.model, inst.point_sets.groups, device=device, dtype=obj.dtype, derivatives="generic")
@@ -212,6 +247,10 @@ def probe_problem(name: str, device: torch.device, timer: Timer, ceilings: Ceili
             row[f"{opt}_step_ms"], row[f"{opt}_step_of_bound"] = result, None
         else:
             row[f"{opt}_step_ms"], row[f"{opt}_step_of_bound"] = 1e3 * result, result / bound
+        in_run = in_run_step(name, opt, device) if in_run_steps else "not measured"
+        row[f"{opt}_in_run_ms"] = in_run if isinstance(in_run, str) else 1e3 * in_run
+        row[f"{opt}_in_run_of_warm"] = (in_run / result if not isinstance(in_run, str) and not isinstance(result, str)
+                                        else None)
     return row
 
 
@@ -281,7 +320,7 @@ def _fmt(value: Any, column: str) -> Any:
     if isinstance(value, float):
         if column.endswith(("of_limit", "of_peak")):
             return f"{100 * value:.0f}%"
-        if column.endswith(("speedup", "of_bound", "residuals")):
+        if column.endswith(("speedup", "of_bound", "residuals", "of_warm")):
             return f"{value:.2f}x"
         return f"{value:.3g}"
     return value
@@ -290,7 +329,8 @@ def _fmt(value: Any, column: str) -> Any:
 def problem_table(rows: list[dict[str, Any]], optimizers: Sequence[str]) -> str:
     columns = list(PROBLEM_COLUMNS)
     for opt in optimizers:
-        columns += [(f"{opt}_step_ms", f"{opt} step ms"), (f"{opt}_step_of_bound", f"{opt} / bound")]
+        columns += [(f"{opt}_step_ms", f"{opt} step ms"), (f"{opt}_step_of_bound", f"{opt} / bound"),
+                    (f"{opt}_in_run_ms", f"{opt} in-run ms"), (f"{opt}_in_run_of_warm", f"{opt} in-run / warm")]
     body = [[_fmt(row.get(key), key) for key, _ in columns] for row in rows]
     return tabulate(body, headers=[title for _, title in columns], disable_numparse=True)
 
@@ -328,6 +368,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{', '.join(SVD_OPTIMIZERS)})")
     parser.add_argument("--repeat", type=int, default=7, help="timed repetitions per kernel, best kept (default 7)")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling series")
+    parser.add_argument("--no-in-run", action="store_true",
+                        help=f"skip the in-run step (a real {IN_RUN_STEPS}-step run per optimizer and problem)")
     parser.add_argument("--large", action="store_true", help="extend the scaling series to N, P ~ 8000 (minutes)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall (default) or cpu: process CPU time, robust to other load on the machine but "
@@ -365,7 +407,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for name in problems:
         print(f"  probing {name} ...", file=sys.stderr)
-        rows.append(probe_problem(name, device, timer, ceilings, args.repeat, optimizers))
+        rows.append(probe_problem(name, device, timer, ceilings, args.repeat, optimizers,
+                                  in_run_steps=not args.no_in_run))
     print(problem_table(rows, optimizers))
     sizes = [] if args.no_scaling else SCALING + (SCALING_LARGE if args.large else [])
     scaling = []
