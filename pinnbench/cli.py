@@ -201,8 +201,10 @@ def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_execution_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("execution (default: one run after another in one isolated worker process: "
-                                      "a hang is stopped at budget + grace, a crash costs its run only)")
+    group = parser.add_argument_group("execution (default: isolated worker processes, cores // threads of them when "
+                                      "the protocol pins its threads per run as quick does, else one running one run "
+                                      "after another: a hang is stopped at budget + grace, a crash costs its run "
+                                      "only)")
     group.add_argument("--in-process", action="store_true",
                        help="run in this process instead (no protection against plugins that hang or crash)")
     group.add_argument("--jobs", type=int, metavar="N",

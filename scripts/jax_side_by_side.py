@@ -106,6 +106,9 @@ def authors_ms(authors: Path, python: str, script: str, steps: int, threads: int
     out = Path(work) / "authors.json"
     driver = Path(work) / "authors_driver.py"
     driver.write_text(AUTHORS_DRIVER)
+    for data in (authors / "experiments").iterdir():  # the data files the scripts open from their folder
+        if data.suffix != ".py" and not (Path(work) / data.name).exists():
+            (Path(work) / data.name).symlink_to(data.resolve())
     _run([python, str(driver), str(authors), str(authors / script), str(out), str(steps)], threads, work)
     times = json.loads(out.read_text())[FIRST_STEP - 1:]
     return 1e3 * statistics.median(times)
