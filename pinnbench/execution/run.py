@@ -11,7 +11,6 @@ Only ``KeyboardInterrupt`` (the user, or a stopped suite) goes through.
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
 import json
 import math
@@ -149,6 +148,25 @@ def run_key(spec: RunSpec, layers: tuple[int, ...], hparams: dict[str, Any], pro
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def recorded_net(problem: str, net: Iterable[int] | None, protocol: Protocol | None,
+                 default: Iterable[int]) -> tuple[int, ...] | None:
+    """The net a spec records: ``net``, else the protocol's for ``problem``, checked (:func:`check_net`); None
+    when that is the problem's ``default`` (one run key per net actually trained)."""
+    net = net or (protocol.net_for(problem) if protocol is not None else None)
+    if net is None:
+        return None
+    check_net(problem, tuple(net), tuple(default))
+    return None if tuple(net) == tuple(default) else tuple(net)
+
+
+def check_net(problem: str, net: tuple[int, ...], default: tuple[int, ...]) -> None:
+    """A net must start with the problem's input dimension and end with one output, with positive widths."""
+    if (len(net) < 2 or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in net)
+            or net[0] != default[0] or net[-1] != default[-1]):
+        raise PinnbenchError(f"invalid net {list(net)} for problem {problem!r}: expected positive integers "
+                             f"from {default[0]} inputs to {default[-1]} output, e.g. {net_text(default)}")
+
+
 def resolve(spec: RunSpec, protocol: Protocol, threads: int | None = None, per_worker: bool = False) -> Run:
     """Resolve ``spec`` under ``protocol`` once: names, hyperparameters (checked against the constructor's
     signature and annotations, then by the constructor itself), seed, thread count, code, run key.
@@ -158,9 +176,8 @@ def resolve(spec: RunSpec, protocol: Protocol, threads: int | None = None, per_w
     before anything runs."""
     cls = lookup("optimizer", spec.optimizer).cls
     problem = get_problem(spec.problem)  # the one Problem of the resolution
-    pinned = protocol.net_for(spec.problem)
-    if spec.net is None and pinned is not None and tuple(pinned) != tuple(problem.layers):
-        spec = dataclasses.replace(spec, net=tuple(pinned))  # the protocol's net, as grid() gives it
+    if spec.net is None and (pinned := recorded_net(spec.problem, None, protocol, problem.layers)) is not None:
+        spec = dataclasses.replace(spec, net=pinned)  # the protocol's net, as grid() gives it
     if not isinstance(spec.seed, int) or isinstance(spec.seed, bool) or not 0 <= spec.seed <= MAX_SEED:
         raise PinnbenchError(f"invalid seed {spec.seed!r}: expected an integer from 0 to 2^63 - 1")
     given, bound = bind(spec.optimizer, cls, resolve_hparams(spec, protocol, problem))

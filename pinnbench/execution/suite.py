@@ -20,7 +20,7 @@ from ..store import RunRecord
 from .backend import Backend, InProcessBackend
 from .progress import Progress
 from .queue import WorkQueue
-from .run import Run, RunSpec, net_text, resolve
+from .run import Run, RunSpec, check_net, recorded_net, resolve
 
 
 def grid(problems: Iterable[str | tuple[str, tuple[int, ...] | None]],
@@ -35,23 +35,11 @@ def grid(problems: Iterable[str | tuple[str, tuple[int, ...] | None]],
     resolved: list[tuple[str, tuple[int, ...] | None]] = []
     for item in problems:
         name, net = (item, None) if isinstance(item, str) else item
-        default = tuple(get_problem(name).layers)
-        net = net or (protocol.net_for(name) if protocol is not None else None)
-        if net is not None:
-            check_net(name, net, default)
-        resolved.append((name, None if net is None or tuple(net) == default else tuple(net)))
+        resolved.append((name, recorded_net(name, net, protocol, get_problem(name).layers)))
     for name, hparams in optimizers:
         check_hyperparameters(name, hparams)  # unknown names and rejected values fail here, before any run
     return [RunSpec(p, name, s, tuple(sorted(hp.items())), net) for p, net in resolved
             for name, hp in optimizers for s in seeds]
-
-
-def check_net(problem: str, net: tuple[int, ...], default: tuple[int, ...]) -> None:
-    """A net must start with the problem's input dimension and end with one output, with positive widths."""
-    if (len(net) < 2 or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in net)
-            or net[0] != default[0] or net[-1] != default[-1]):
-        raise PinnbenchError(f"invalid net {list(net)} for problem {problem!r}: expected positive integers "
-                             f"from {default[0]} inputs to {default[-1]} output, e.g. {net_text(default)}")
 
 
 def effective_protocol(protocol: Protocol, n_runs: int) -> Protocol:
