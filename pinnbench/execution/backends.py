@@ -358,19 +358,17 @@ def make_backend(jobs: int | None = None, scheduler: str | None = None, schedule
             raise PinnbenchError("--grace and --retries apply to isolated runs: drop --in-process")
         return InProcessBackend()
     retries = 1 if retries is None else retries
-    if jobs is None and protocol is not None:
-        jobs = default_jobs(protocol)
-    if jobs is not None and jobs > 1:
-        return ProcessBackend(jobs, grace=grace, retries=retries)
+    if jobs is None and protocol is not None and (default := default_jobs(protocol)) > 1:
+        jobs = default
     if jobs is not None:
-        ProcessBackend(jobs)  # validates --jobs
+        return ProcessBackend(jobs, grace=grace, retries=retries)
     return IsolatedBackend(grace=grace, retries=retries)
 
 
-def default_jobs(protocol: Protocol) -> int | None:
+def default_jobs(protocol: Protocol) -> int:
     """Concurrent runs by default: cores // threads when the protocol pins its threads per run (two runs of one
     thread on two cores: measured faster than one run of two threads, and steadier under load; README.md), else
-    None (one worker with this process's threads)."""
+    1 (one worker with this process's threads)."""
     if not protocol.threads:
-        return None
+        return 1
     return max(1, len(available_cpus()) // protocol.threads)
