@@ -25,7 +25,7 @@ from .core.optimizer import Converged
 from .core.problem import PointSets, Problem
 from .errors import PinnbenchError
 from .execution.instance import build
-from .execution.run import ContractError, RunSpec, check_theta, net_text, resolve_hparams
+from .execution.run import ContractError, RunSpec, check_theta, error_line, net_text, resolve_hparams
 from .registry import KINDS, Entry, entries, get_optimizer, get_problem, load_plugin, registered_in, scoped
 
 PRESET = "quick"
@@ -67,11 +67,6 @@ def _number(x: float, digits: int = 2) -> str:
     return re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{x:.{digits}g}").replace("e+", "e")
 
 
-def _error(exc: BaseException) -> str:
-    lines = f"{type(exc).__name__}: {exc}".splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def _outcome(subject: str, passed: str, failed: str, check: Callable[[], str]) -> Outcome:
     """Run ``check`` (it returns what it found, or raises _Failed / _Skipped); any other exception fails it."""
     try:
@@ -81,7 +76,7 @@ def _outcome(subject: str, passed: str, failed: str, check: Callable[[], str]) -
     except _Skipped as exc:
         return Outcome("SKIP", subject, f"{passed}: not checked, {exc}")
     except Exception as exc:  # noqa: BLE001 - plugin code failing is a finding, not a crash of the checker
-        return Outcome("FAIL", subject, f"{failed}: {_error(exc)}")
+        return Outcome("FAIL", subject, f"{failed}: {error_line(exc)}")
 
 
 def exact_fields(problem: Problem, x: torch.Tensor, lap_dims: tuple[int, ...] | None) -> Fields:
@@ -214,7 +209,7 @@ def _attempt(call: Callable[[], object]) -> object:
     try:
         return call()
     except Exception as exc:  # noqa: BLE001 - plugin code failing is a finding
-        return f"raised {_error(exc)}"
+        return f"raised {error_line(exc)}"
 
 
 def _shape(value: object) -> str:
@@ -230,7 +225,7 @@ def check_problem(name: str) -> Iterator[Outcome]:
         sets = problem.point_sets(PRESET, torch.Generator().manual_seed(SEED))
         model = MLP(tuple(problem.layers))
     except Exception as exc:  # noqa: BLE001
-        yield Outcome("FAIL", subject, f"cannot build its quick point sets and default net: {_error(exc)}")
+        yield Outcome("FAIL", subject, f"cannot build its quick point sets and default net: {error_line(exc)}")
         return
     check = _ProblemCheck(problem, sets, model, model.init(torch.Generator().manual_seed(SEED)))
     structure = [_outcome(subject, "residual group names are unique", "residual group names are not unique",
@@ -282,7 +277,7 @@ class _OptimizerCheck:
         except _Failed:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise _Failed(f"{'reset' if self.steps == 0 else f'step {self.steps + 1}'} raised {_error(exc)}") \
+            raise _Failed(f"{'reset' if self.steps == 0 else f'step {self.steps + 1}'} raised {error_line(exc)}") \
                 from None
         return (f"{self.steps} steps from a seeded net{stop}: shape {tuple(theta.shape)}, "
                 f"{str(theta.dtype).removeprefix('torch.')}")

@@ -36,7 +36,7 @@ from ..errors import PinnbenchError
 from .backend import (Backend, InProcessBackend, OnEvaluate, SequentialBackend, available_cpus,
                                 oversubscription, this_machine)
 from .queue import WorkQueue
-from .run import Run, failed_record
+from .run import Run, error_line, failed_record
 from .isolation import IsolatedWorker, plugin_sources, unshippable
 from ..protocol import Protocol
 from ..store import RunRecord
@@ -331,7 +331,7 @@ class DaskBackend(Backend):
         except KilledWorker:
             error = "every Dask worker that ran it died (KilledWorker: see distributed.scheduler.allowed-failures)"
         except Exception as exc:  # noqa: BLE001 - a failing task costs its run only
-            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            error = error_line(exc)
         return failed_record(run, "error", error, execution={"backend": self.name})
 
     def close(self) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import PinnbenchError
-from .run import Run, RunObserver, RunSpec, failed_record, resolve
+from .run import Run, RunObserver, RunSpec, error_line, failed_record, resolve
 from ..protocol import Protocol
 from ..registry import entries, load_plugin
 from ..store import RunRecord
@@ -382,6 +382,6 @@ def child_main(argv: Sequence[str]) -> None:
             record = execute(run, observer=_ChildObserver(conn, heartbeat), execution=execution)
             reply: tuple[Any, ...] = ("done", record)
         except BaseException as exc:  # noqa: BLE001 - e.g. a plugin that fails to import here: the run's failure
-            reply = ("failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
+            reply = ("failed", error_line(exc))
         heartbeat.write(IDLE, 0.0, 0)
         conn.send(reply)

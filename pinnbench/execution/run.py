@@ -214,9 +214,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _message(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".splitlines()
-    return text[0] if text else type(exc).__name__
+def error_line(exc: BaseException) -> str:
+    """``'TypeName: first line of the message'``: how a run's, or a check's, failure is recorded in one line."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
 class ContractError(Exception):
@@ -399,7 +399,7 @@ def execute(run: Run | RunSpec, protocol: Protocol | None = None, evaluate_every
         raise
     except BaseException as exc:  # noqa: BLE001 - a run that cannot even start is recorded, the suite goes on
         optimizer = device = None
-        status, error = "error", _message(exc)
+        status, error = "error", error_line(exc)
         state.record.manifest["traceback"] = traceback.format_exc(limit=20)
     state.observer.started(state.record.manifest)
     if optimizer is not None:
@@ -408,7 +408,7 @@ def execute(run: Run | RunSpec, protocol: Protocol | None = None, evaluate_every
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin included: the run's failure
-            status, error = "error", _message(exc)
+            status, error = "error", error_line(exc)
             state.record.manifest["traceback"] = traceback.format_exc(limit=20)
         steps = state.record.trajectory["step"]
         if status != "diverged" and (not steps or steps[-1] != state.step):
@@ -419,7 +419,7 @@ def execute(run: Run | RunSpec, protocol: Protocol | None = None, evaluate_every
                 raise
             except BaseException as exc:  # noqa: BLE001
                 if status == "ok":
-                    status, error = "error", f"final evaluation failed: {_message(exc)}"
+                    status, error = "error", f"final evaluation failed: {error_line(exc)}"
                     state.record.manifest["traceback"] = traceback.format_exc(limit=20)
     budget = run.protocol.budget_for(run.spec.problem)
     state.record.manifest.update(status=status, stop_reason=stop_reason, error=error, steps=state.step,
