@@ -31,11 +31,11 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-CASES = {  # name: (authors' experiment script, its extra arguments, pinnbench problem, pinnbench optimizer)
-    "ANaGRAM laplace2d": ("experiments/anagram_laplace_2d.py", [], "laplace2d", "anagram"),
-    "ANaGRAM heat": ("experiments/anagram_heat.py", [], "heat", "anagram"),
-    "ANaGRAM allen_cahn": ("experiments/anagram_allen-cahn.py", [], "allen_cahn", "anagram"),
-    "E-NGD laplace2d": ("experiments/engd_laplace_2d_expes.py", [], "laplace2d", "engd"),
+CASES = {  # name: (authors' experiment script, pinnbench problem, pinnbench optimizer)
+    "ANaGRAM laplace2d": ("experiments/anagram_laplace_2d.py", "laplace2d", "anagram"),
+    "ANaGRAM heat": ("experiments/anagram_heat.py", "heat", "anagram"),
+    "ANaGRAM allen_cahn": ("experiments/anagram_allen-cahn.py", "allen_cahn", "anagram"),
+    "E-NGD laplace2d": ("experiments/engd_laplace_2d_expes.py", "laplace2d", "engd"),
 }
 FIRST_STEP = 6  # steps before this one are compilation / warm-up on both sides
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| case | " + " | ".join(header) + " | ratio |")
     print("|---|" + "---|" * (len(header) + 1))
     for case in args.cases:
-        script, _, problem, optimizer = CASES[case]
+        script, problem, optimizer = CASES[case]
         jax_times: dict[int, list[float]] = {t: [] for t in args.threads}
         ours: dict[int, list[float]] = {t: [] for t in args.threads}
         for threads in args.threads:
