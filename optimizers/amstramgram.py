@@ -42,7 +42,7 @@ from typing import Literal
 import torch
 
 from pinnbench import Optimizer, get_optimizer, register_optimizer
-from pinnbench.linalg import ThinSVD, thin_svd, truncated_solve
+from pinnbench.linalg import ImplicitSVD, implicit_svd, truncated_solve
 from pinnbench.linesearch import grid_line_search, squared_exponent_grid
 from pinnbench.spectral import SPECTRUM_KEYS, Spectrum, spectrum
 
@@ -134,7 +134,7 @@ class AMStraMGRAM(Optimizer):
         self._etas = squared_exponent_grid(self.line_search_points, self.line_search_exponent, theta.dtype,
                                            theta.device)
         jac, r = objective.jacobian(theta)
-        self._svd = thin_svd(jac)
+        self._svd = implicit_svd(jac)
         r_int, r_eps = _ranks(spectrum(self._svd, r), self.precision)
         self.ranks = RankSchedule(elbow_rank(self._svd.S, max(1, min(r_int, r_eps))))
         self._theta = theta.clone()
@@ -144,10 +144,10 @@ class AMStraMGRAM(Optimizer):
             self._anagram.reset(objective, theta)
             self._anagram_theta = theta.clone()
 
-    def _half_step(self, objective, theta: torch.Tensor, rank: int) -> tuple[float, torch.Tensor, float, ThinSVD]:
+    def _half_step(self, objective, theta: torch.Tensor, rank: int) -> tuple[float, torch.Tensor, float, ImplicitSVD]:
         """One truncated step with ``rank`` + offset leading directions of a fresh SVD at θ, line-searched."""
         jac, r = objective.jacobian(theta)
-        svd = thin_svd(jac)
+        svd = implicit_svd(jac)
         used = min(rank + self.rank_offset, svd.S.numel())
         direction = truncated_solve(svd, r, used)
         eta, theta_next, loss = grid_line_search(objective, theta, direction, etas=self._etas)

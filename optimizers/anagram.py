@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from pinnbench import Optimizer, register_optimizer
-from pinnbench.linalg import rank_above, relative_cutoff, thin_svd, truncated_solve
+from pinnbench.linalg import implicit_svd, rank_above, relative_cutoff
 from pinnbench.linesearch import grid_line_search
-from pinnbench.spectral import SPECTRUM_KEYS, spectrum
+from pinnbench.spectral import SPECTRUM_KEYS, Spectrum, rce_curve
 
 
 @register_optimizer("anagram")
@@ -38,12 +38,13 @@ class ANaGRAM(Optimizer):
 
     def step(self, objective, theta: torch.Tensor) -> torch.Tensor:
         jac, r = objective.jacobian(theta)
-        svd = thin_svd(jac)
+        svd = implicit_svd(jac)  # the long singular factor is never formed: only Uᵀr and V_k are needed
         cutoff = relative_cutoff(svd, objective.n_params) if self.cutoff is None else self.cutoff
         rank = rank_above(svd, cutoff)
-        direction = truncated_solve(svd, r, rank)
+        coefficients, outside_sq = svd.project(r)
+        direction = svd.direction(coefficients, rank)
         eta, theta_next, loss = grid_line_search(objective, theta, direction, self.line_search_steps)
-        diagnostics = spectrum(svd, r)
+        diagnostics = Spectrum(svd.S, coefficients, rce_curve(coefficients, outside_sq, r.numel()))
         nan = float("nan")
         self.info = {"eta": eta, "rank": rank, "cutoff": cutoff, "r_int": diagnostics.intersection_rank(),
                      "r_eps": nan, "precision": nan, "phase": nan, "loss": float(loss)}

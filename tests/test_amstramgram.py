@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import pinnbench
-from pinnbench.linalg import thin_svd, truncated_solve
+from pinnbench.linalg import implicit_svd, truncated_solve
 from pinnbench.linesearch import grid_line_search, squared_exponent_grid
 from pinnbench.protocol import load_protocol
 from pinnbench.registry import entries
@@ -45,6 +45,9 @@ class LinearObjective:
 
     def losses(self, thetas):
         return self.loss_from_residuals(thetas @ self.a.T - self.b)
+
+    def losses_along(self, theta, direction, etas):
+        return self.losses(theta.unsqueeze(0) - etas.unsqueeze(1) * direction.unsqueeze(0))
 
 
 def synthetic(singular_values, rce):
@@ -111,7 +114,7 @@ def test_one_iteration_is_an_r_max_half_step_then_an_r_min_half_step_each_with_i
         expected = theta
         for rank in (info["r_max"], info["r_min"]):  # the r_max half-step first, then r_min from its end point
             jac, r = obj.jacobian(expected)
-            svd = thin_svd(jac)
+            svd = implicit_svd(jac)  # the optimizer's route (thin_svd agrees to cond(J)·eps ~ 1e-8 here)
             direction = truncated_solve(svd, r, min(rank + offset, svd.S.numel()))
             _, expected, _ = grid_line_search(obj, expected, direction, etas=etas)
         torch.testing.assert_close(theta_next, expected, rtol=0, atol=1e-12)

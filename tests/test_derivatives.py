@@ -65,6 +65,18 @@ def test_batched_losses_equal_one_by_one():
     assert _rel(batched, single) < 1e-13
 
 
+@pytest.mark.parametrize("name", PROBLEMS)
+def test_losses_along_a_line_equal_the_losses_of_its_points(name):
+    # the line search's path (first layer affine in η, the lean one-hidden-layer pass) against single losses
+    model, theta, groups = _setup(name)
+    objective = Objective(model, groups)
+    direction = 0.3 * torch.randn(model.n_params, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    etas = torch.pow(2.0, -torch.arange(9, dtype=torch.float64))
+    along = objective.losses_along(theta, direction, etas)
+    single = torch.stack([objective.loss(theta - eta * direction) for eta in etas])
+    assert _rel(along, single) < 1e-12
+
+
 def test_work_counters_count_and_cannot_be_edited_through_the_objective():
     model, theta, groups = _setup("laplace2d")
     objective = Objective(model, groups)
@@ -82,3 +94,16 @@ def test_residual_groups_with_one_name_are_rejected():
     twice = [groups[0], pinnbench.ResidualGroup(groups[0].name, groups[1].points, groups[1].residual)]
     with pytest.raises(pinnbench.PinnbenchError, match="two residual groups are named 'interior'"):
         Objective(model, twice)
+
+
+def test_the_sigmoid_form_of_tanh_and_its_derivatives_is_accurate_to_a_few_ulps_of_one():
+    # _Tanh computes tanh(z) = 1 - 2 sigmoid(-2z); its absolute errors against torch.tanh stay ~1e-16
+    from pinnbench.core.derivatives import _Tanh
+    z = torch.cat([torch.linspace(-40, 40, 20001, dtype=torch.float64), torch.tensor([0.0, 1e-300, -1e-9])])
+    act = _Tanh.at(z.clone(), second=True)
+    a = torch.tanh(z)
+    s1 = 1.0 - a * a
+    assert float((act.a - a).abs().max()) <= 4e-16
+    assert float((act.s1 - s1).abs().max()) <= 8e-16
+    assert float((act.s2 - (-2.0 * a * s1)).abs().max()) <= 1.6e-15
+    assert float(act.a[-3]) == 0.0 and bool((act.a.abs() <= 1.0).all())

@@ -56,6 +56,9 @@ class LinearLeastSquares:
         r = thetas @ self.A.T - self.b
         return (r * r) @ self.row_weights
 
+    def losses_along(self, theta, direction, etas):
+        return self.losses(theta.unsqueeze(0) - etas.unsqueeze(1) * direction.unsqueeze(0))
+
     def loss(self, theta):
         return self.losses(theta.unsqueeze(0))[0]
 

@@ -83,3 +83,27 @@ def test_rank_rules_ties_and_no_crossing():
     # a tie with the precision counts (RCE_n >= eps): RCE_1 = 2 and RCE_2 = 1
     assert precision_rank(rce, 1.0) == 2
     assert precision_rank(rce, 4.0) == 0
+
+
+def test_implicit_svd_gives_the_thin_svd_spectrum_with_a_small_outside_part():
+    # tall (QR first), near-square (direct) and wide J; r with a part outside span(U) 1e-10 of its size
+    from pinnbench.linalg import implicit_svd, project
+    g = torch.Generator().manual_seed(3)
+    for n, p in [(300, 40), (50, 45), (30, 80)]:
+        jac = torch.randn(n, p, generator=g, dtype=torch.float64) @ torch.diag(
+            torch.logspace(0, -10, p, dtype=torch.float64))
+        thin = thin_svd(jac)
+        inside = thin.U @ torch.randn(thin.S.numel(), generator=g, dtype=torch.float64)
+        noise = torch.randn(n, generator=g, dtype=torch.float64)
+        outside = noise - thin.U @ (thin.U.mT @ noise)
+        r = inside + (1e-10 * outside if n > p else 0.0)
+        implicit = implicit_svd(jac)
+        c_thin, out_thin = project(thin, r)
+        c_impl, out_impl = project(implicit, r)
+        torch.testing.assert_close(implicit.S, thin.S, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(c_impl.abs(), c_thin.abs(), rtol=1e-9, atol=1e-13)  # singular-vector signs
+        torch.testing.assert_close(out_impl, out_thin, rtol=1e-6, atol=1e-28)
+        if n > p:
+            # eps·||r|| / ||outside|| ~ 1e-5: the floor of any computation of the outside part
+            torch.testing.assert_close(out_impl, 1e-20 * (outside @ outside), rtol=1e-4, atol=0)
+        torch.testing.assert_close(spectrum(implicit, r).rce, spectrum(thin, r).rce, rtol=1e-8, atol=1e-14)

@@ -52,9 +52,18 @@ def _lap_index(lap_dims: tuple[int, ...]) -> Index:
     return dims
 
 
+_ONE = torch.ones((), dtype=torch.float64)
+
+
 @dataclass
 class _Tanh:
-    """tanh and its derivatives at the pre-activation values (s2 only when second derivatives are needed)."""
+    """tanh and its derivatives at the pre-activation values (s2 only when second derivatives are needed).
+
+    tanh(z) is computed as 1 - 2·sigmoid(-2z): torch's float64 sigmoid is vectorised (exp-based) and ran ~3x
+    faster than its float64 tanh on this project's machines (docs/performance.md), and the line search spends
+    most of its time here. The absolute error stays within a few units of 1e-16 (tests/test_derivatives.py
+    checks it against torch.tanh); activations enter the net linearly, so absolute accuracy is what counts.
+    """
 
     a: torch.Tensor
     s1: torch.Tensor
@@ -62,9 +71,10 @@ class _Tanh:
 
     @classmethod
     def at(cls, z0: torch.Tensor, second: bool) -> "_Tanh":
-        a = torch.tanh(z0)
-        s1 = 1.0 - a * a
-        return cls(a, s1, -2.0 * a * s1 if second else None)
+        """At the pre-activations z0, which are overwritten (pass a tensor nothing else holds)."""
+        a = torch.rsub(torch.sigmoid(z0.mul_(-2.0)), 1.0, alpha=2.0)
+        s1 = torch.addcmul(_ONE.to(a.dtype), a, a, value=-1.0)
+        return cls(a, s1, torch.mul(a, s1).mul_(-2.0) if second else None)
 
     def third(self) -> torch.Tensor:
         """The third derivative of tanh, s1 (6 a² - 2)."""
@@ -107,8 +117,32 @@ def _linear(w: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return (w @ h.reshape(*lead, n_in, k * m)).reshape(*lead, w.shape[-2], k, m)
 
 
+def _one_hidden_fields(z: torch.Tensor, w0: torch.Tensor, w: torch.Tensor, b: torch.Tensor, lap: Index | None
+                       ) -> Fields:
+    """Fields of a one-hidden-layer net from its pre-activations z (..., n, M), overwritten: the lean pass of
+    loss evaluations (no trace for a reverse pass).
+
+    With q = sigmoid(-2z): tanh z = 1 - 2q, tanh' = 4g and tanh'' = -8h for g = q(1-q), h = g(1-2q); the
+    constants fold into the output layer, so each field is one small matmul of q, g or h and no tanh, tanh'
+    or tanh'' array is formed: four elementwise passes per value instead of nine.
+    """
+    q = torch.sigmoid(z.mul_(-2.0))
+    u = ((-2.0 * w) @ q).squeeze(-2) + (b + w.sum(-1))
+    if lap is None:
+        return Fields(u, None, None)
+    g = torch.addcmul(q, q, q, value=-1.0)
+    grad = (4.0 * w0 * w.mT).mT @ g  # (..., d, M)
+    if q.requires_grad:  # under autograd (loss gradients) sigmoid's backward still needs q
+        h = torch.addcmul(g, q, g, value=-2.0)
+    else:  # q is no longer needed: h takes its memory
+        h = torch.addcmul(g, q, g, value=-2.0, out=q)
+    lap_u = ((-8.0 * _first_layer_sums(w0, lap).unsqueeze(-2) * w) @ h).squeeze(-2)
+    return Fields(u, grad.mT, lap_u)
+
+
 def _forward(model: MLP, theta: torch.Tensor, x: torch.Tensor, lap_dims: tuple[int, ...] | None,
-             trace: _Trace | None) -> Fields:
+             trace: _Trace | None, first: torch.Tensor | None = None) -> Fields:
+    """The fields at θ (P,) or (B, P); ``first``: the first layer's pre-activations if already computed."""
     layers = model.unflatten(theta)
     d = x.shape[1]
     lap = None if lap_dims is None else _lap_index(lap_dims)
@@ -118,7 +152,10 @@ def _forward(model: MLP, theta: torch.Tensor, x: torch.Tensor, lap_dims: tuple[i
         if lap is None:
             return Fields(u, None, None)
         return Fields(u, w0.expand(*u.shape, d), torch.zeros_like(u))
-    act = _Tanh.at(w0 @ x.mT + b0.unsqueeze(-1), second=lap is not None)  # (..., n, M)
+    z_first = w0 @ x.mT + b0.unsqueeze(-1) if first is None else first  # (..., n, M)
+    if len(layers) == 2 and trace is None:
+        return _one_hidden_fields(z_first, w0, *layers[1], lap)
+    act = _Tanh.at(z_first, second=lap is not None)
     if trace is not None:
         trace.acts.append(act)
         trace.z.append(None)
@@ -164,6 +201,22 @@ def taylor_forward(model: MLP, theta: torch.Tensor, x: torch.Tensor, lap_dims: t
     θ may be a batch (B, P); the fields then carry a leading B dimension. Differentiable by autograd.
     """
     return _forward(model, theta, x, lap_dims, None)
+
+
+def taylor_forward_along(model: MLP, theta: torch.Tensor, direction: torch.Tensor, etas: torch.Tensor,
+                         x: torch.Tensor, lap_dims: tuple[int, ...] | None) -> Fields:
+    """The fields of :func:`taylor_forward` at θ - η d for every η of ``etas`` (B,): a line search's batch.
+
+    The first layer's pre-activations are affine in η, W0(η) x + b0(η) = z0 - η dz, so z0 and dz are computed
+    once and each candidate's first layer costs one fused multiply-add instead of a matmul and a bias.
+    """
+    (w0, b0), (dw0, db0) = model.unflatten(theta)[0], model.unflatten(direction)[0]
+    xt = x.mT
+    z0 = w0 @ xt + b0.unsqueeze(-1)
+    dz = dw0 @ xt + db0.unsqueeze(-1)
+    first = torch.addcmul(z0, etas.view(-1, 1, 1), dz, value=-1.0)
+    candidates = theta.unsqueeze(0) - etas.unsqueeze(1) * direction.unsqueeze(0)
+    return _forward(model, candidates, x, lap_dims, None, first if len(model.layers) > 2 else None)
 
 
 def _output_cotangents(x: torch.Tensor, fields: Fields, residual: ResidualFn

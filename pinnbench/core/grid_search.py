@@ -23,13 +23,13 @@ def grid_line_search(objective, theta: torch.Tensor, direction: torch.Tensor, n:
                      etas: torch.Tensor | None = None) -> tuple[float, torch.Tensor, torch.Tensor]:
     """Evaluate the loss at θ - η d for every η of the grid and take the argmin unconditionally.
 
-    The grid is η = 2^-k, k = 0..n-1, unless ``etas`` gives another one. All step sizes are evaluated in one
-    batched forward pass. Non-finite losses never win. Returns (η*, θ - η* d, loss at θ - η* d).
+    The grid is η = 2^-k, k = 0..n-1, unless ``etas`` gives another one. All step sizes are evaluated in
+    batched forward passes (``objective.losses_along``). Non-finite losses never win. Returns (η*, θ - η* d,
+    loss at θ - η* d).
     """
     if etas is None:
         etas = step_grid(n, theta.dtype, theta.device)
-    candidates = theta.unsqueeze(0) - etas.unsqueeze(1) * direction.unsqueeze(0)
-    losses = objective.losses(candidates)
+    losses = objective.losses_along(theta, direction, etas)
     losses = torch.where(torch.isfinite(losses), losses, torch.full_like(losses, float("inf")))
     best = int(torch.argmin(losses))
-    return float(etas[best]), candidates[best], losses[best]
+    return float(etas[best]), theta - etas[best] * direction, losses[best]

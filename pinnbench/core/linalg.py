@@ -103,12 +103,22 @@ class ImplicitSVD:
 
     def coefficients(self, r: torch.Tensor) -> torch.Tensor:
         """c = Uᵀ r (k,)."""
-        if self.transposed:
-            return self._v_r.mT @ r
-        if self._u_r is None:
-            return self._q.mT @ r
-        qtr = torch.ormqr(self._reflectors, self._tau, r.unsqueeze(-1), transpose=True)[:self.S.numel(), 0]
-        return self._u_r.mT @ qtr
+        return self.project(r)[0]
+
+    def project(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(c, ||r - U c||²): c = Uᵀ r and the squared norm of the part of r outside span(U).
+
+        With the QR, Qᵀr is formed whole (m,): its first k entries give c, the rest is the outside part, so its
+        norm comes without the cancellation of ||r||² - ||c||².
+        """
+        if self.transposed or self._u_r is None:
+            u = self._v_r if self.transposed else self._q
+            c = u.mT @ r
+            outside = r - u @ c
+            return c, outside @ outside
+        k = self.S.numel()
+        qtr = torch.ormqr(self._reflectors, self._tau, r.unsqueeze(-1), transpose=True)[:, 0]
+        return self._u_r.mT @ qtr[:k], qtr[k:] @ qtr[k:]
 
     def direction(self, coefficients: torch.Tensor, rank: int) -> torch.Tensor:
         """d = V_k S_k⁻¹ c_k with the ``rank`` largest singular values (c = :meth:`coefficients` of r)."""
@@ -138,6 +148,16 @@ def relative_cutoff(svd: ThinSVD | ImplicitSVD, n_params: int) -> float:
     """The default relative cutoff sqrt(eps_float64 · P) · s_max of the ANaGRAM code."""
     eps = torch.finfo(svd.S.dtype).eps
     return float((eps * n_params) ** 0.5 * svd.S[0]) if svd.S.numel() else 0.0
+
+
+def project(svd: ThinSVD | ImplicitSVD, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(c, ||r - U c||²): the coefficients c = Uᵀr (k,) and the squared norm of r outside span(U), computed
+    directly (never as ||r||² - ||c||²)."""
+    if isinstance(svd, ImplicitSVD):
+        return svd.project(r)
+    c = svd.U.mT @ r
+    outside = r - svd.U @ c
+    return c, outside @ outside
 
 
 def truncated_solve(svd: ThinSVD | ImplicitSVD, r: torch.Tensor, rank: int) -> torch.Tensor:

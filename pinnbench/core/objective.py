@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields as dc_fields
 
 import torch
 
-from .derivatives import Fields, generic_jacobian, residual_jacobian, taylor_forward
+from .derivatives import Fields, generic_jacobian, residual_jacobian, taylor_forward, taylor_forward_along
 from .model import MLP
 from .problem import ResidualGroup
 
@@ -83,12 +83,17 @@ class Objective:
         setattr(self._counts, name, getattr(self._counts, name) + n)
 
     # ------------------------------------------------------------------ contract
-    def _residuals(self, theta: torch.Tensor) -> torch.Tensor:
-        """r(θ) for θ (P,) or a batch (B, P); residual functions always see one θ's fields (vmap over B)."""
+    def _residuals(self, theta: torch.Tensor, line: tuple[torch.Tensor, torch.Tensor] | None = None
+                   ) -> torch.Tensor:
+        """r(θ) for θ (P,) or a batch (B, P), or r(θ - η d) for ``line`` = (d, etas (B,)); residual functions
+        always see one θ's fields (vmap over B)."""
         parts = []
         for g in self.groups:
-            f = taylor_forward(self.model, theta, g.points, g.lap_dims)
-            if theta.dim() == 1:
+            if line is None:
+                f = taylor_forward(self.model, theta, g.points, g.lap_dims)
+            else:
+                f = taylor_forward_along(self.model, theta, *line, g.points, g.lap_dims)
+            if f.u.dim() == 1:
                 parts.append(g.residual(g.points, f))
                 continue
             def one(*tensors: torch.Tensor, g: ResidualGroup = g) -> torch.Tensor:
@@ -140,14 +145,28 @@ class Objective:
             (grad,) = torch.autograd.grad(loss, th)
         return loss.detach(), grad
 
+    def _chunk(self, b: int) -> int:
+        """How many θ of a batch of b to evaluate at once (see CPU_CHUNK_BYTES)."""
+        budget = self._batch_memory if self.device.type != "cpu" else min(self._batch_memory, CPU_CHUNK_BYTES)
+        return max(1, min(b, budget // self._bytes_per_theta))
+
     def losses(self, thetas: torch.Tensor) -> torch.Tensor:
-        """Losses at a batch of parameter vectors (B, P) -> (B,), in memory-bounded chunks (line searches)."""
+        """Losses at a batch of parameter vectors (B, P) -> (B,), in memory-bounded chunks."""
         b = thetas.shape[0]
         self._count("residual_evals", b)
-        budget = self._batch_memory if self.device.type != "cpu" else min(self._batch_memory, CPU_CHUNK_BYTES)
-        chunk = max(1, min(b, budget // self._bytes_per_theta))
+        chunk = self._chunk(b)
         with torch.no_grad():
             if chunk == 1:
                 return torch.stack([self.loss_from_residuals(self._residuals(theta)) for theta in thetas])
             return torch.cat([self.loss_from_residuals(self._residuals(thetas[i:i + chunk]))
+                              for i in range(0, b, chunk)])
+
+    def losses_along(self, theta: torch.Tensor, direction: torch.Tensor, etas: torch.Tensor) -> torch.Tensor:
+        """Losses at θ - η d for every step size η of ``etas`` (B,) -> (B,): a line search's evaluations, the
+        same values as ``losses`` of those θ up to rounding, in memory-bounded chunks of η."""
+        b = etas.shape[0]
+        self._count("residual_evals", b)
+        chunk = self._chunk(b)
+        with torch.no_grad():
+            return torch.cat([self.loss_from_residuals(self._residuals(theta, (direction, etas[i:i + chunk])))
                               for i in range(0, b, chunk)])

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .linalg import ThinSVD
+from .linalg import ImplicitSVD, ThinSVD, project
 
 SPECTRUM_KEYS = {"singular_values": "the singular values s of J, descending (k,)",
                  "coefficients": "c = Uᵀr, the residual's coefficient on each singular direction (k,)",
@@ -60,22 +60,25 @@ class Spectrum:
         return {"singular_values": self.singular_values, "coefficients": self.coefficients, "rce": self.rce}
 
 
-def reconstruction_error(svd: ThinSVD, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def rce_curve(coefficients: torch.Tensor, outside_sq: torch.Tensor, n: int) -> torch.Tensor:
+    """RCE_n = sqrt((||r - U c||² + Σ_{i>n} c_i²)/N) for n = 0..k (k+1,), from c (k,), the squared norm of r
+    outside span(U) and N: a sum of non-negative terms accumulated from the tail, so the curve is non-increasing
+    and never negative."""
+    sq = coefficients * coefficients
+    tail = torch.flip(torch.cumsum(torch.flip(sq, [0]), 0), [0])  # tail[i] = Σ_{j>=i} c_j² (0-based)
+    return torch.sqrt((torch.cat([tail, tail.new_zeros(1)]) + outside_sq) / n)
+
+
+def reconstruction_error(svd: ThinSVD | ImplicitSVD, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(c, RCE): c = Uᵀr (k,) and RCE_n = sqrt((||r||² - Σ_{i<=n} c_i²)/N) for n = 0..k, shape (k+1,).
 
-    The residual part outside span(U) is computed directly (``r - U c``), and the squared RCE is a sum of
-    non-negative terms accumulated from the tail, so the curve is non-increasing and never negative.
+    The residual part outside span(U) is computed directly (:func:`pinnbench.linalg.project`).
     """
-    n = r.numel()
-    c = svd.U.mT @ r
-    outside = r - svd.U @ c
-    sq = c * c
-    tail = torch.flip(torch.cumsum(torch.flip(sq, [0]), 0), [0])  # tail[i] = Σ_{j>=i} c_j² (0-based)
-    rce_sq = torch.cat([tail, tail.new_zeros(1)]) + outside @ outside
-    return c, torch.sqrt(rce_sq / n)
+    c, outside_sq = project(svd, r)
+    return c, rce_curve(c, outside_sq, r.numel())
 
 
-def spectrum(svd: ThinSVD, r: torch.Tensor) -> Spectrum:
+def spectrum(svd: ThinSVD | ImplicitSVD, r: torch.Tensor) -> Spectrum:
     """The diagnostics of one step from its SVD and residual."""
     c, rce = reconstruction_error(svd, r)
     return Spectrum(svd.S, c, rce)
