@@ -102,6 +102,16 @@ def copy_bandwidth(timer: Timer, n: int = 2 ** 24, repeat: int = 3) -> float:
     return 2 * 8 * n / best / 1e9
 
 
+def activation_rates(timer: Timer, n: int = 2 ** 18, repeat: int = 5) -> dict[str, float]:
+    """Nanoseconds per float64 value of the elementwise kernels a line search is made of (``n`` values, in
+    cache): torch.tanh, torch.sigmoid (what the fast path computes tanh with) and a multiply-add."""
+    x = torch.randn(n, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).to(timer.device)
+    out = torch.empty_like(x)
+    kernels = {"tanh": lambda: torch.tanh(x, out=out), "sigmoid": lambda: torch.sigmoid(x, out=out),
+               "addcmul": lambda: torch.addcmul(x, x, x, value=-1.0, out=out)}
+    return {name: 1e9 * timer(kernel, repeat) / n for name, kernel in kernels.items()}
+
+
 def set_openblas_threads(n: int) -> int:
     """Give every OpenBLAS loaded in this process (scipy's and numpy's LAPACK) ``n`` threads, as
     ``torch.set_num_threads`` does for torch's BLAS, so that the scipy SVD routes are timed like the torch ones
@@ -230,7 +240,7 @@ def probe_problem(name: str, device: torch.device, timer: Timer, ceilings: Ceili
     svd_implicit = timer(lambda: implicit_svd(jac).coefficients(r), repeat)
     residual = timer(lambda: obj.residuals(theta), repeat)
     line_search = timer(lambda: grid_line_search(obj, theta, direction, LINE_SEARCH_POINTS), repeat)
-    bound = svd + jac_fast + LINE_SEARCH_POINTS * residual
+    bound = svd_implicit + jac_fast + LINE_SEARCH_POINTS * residual  # the SVD route anagram and amstramgram use
     row: dict[str, Any] = {
         "problem": name, "N": n, "P": p, "layers": "x".join(map(str, inst.model.layers)),
         "jac_fast_ms": 1e3 * jac_fast, "jac_generic_ms": 1e3 * jac_generic, "jac_speedup": jac_generic / jac_fast,
@@ -403,7 +413,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = environment(device)
     print(f"pinnbench probe: {env.get('gpu', env['cpu'])}, {device}, {torch.get_num_threads()} threads, "
           f"{args.clock} clock, best of {args.repeat}", file=sys.stderr)
-    print(f"float64 matmul peak {ceilings.peak_gflops:.1f} GFLOP/s, copy bandwidth {ceilings.bandwidth_gbs:.1f} GB/s")
+    rates = activation_rates(timer)
+    print(f"float64 matmul peak {ceilings.peak_gflops:.1f} GFLOP/s, copy bandwidth {ceilings.bandwidth_gbs:.1f} GB/s; "
+          + ", ".join(f"{name} {ns:.2f} ns/value" for name, ns in rates.items()))
     rows = []
     for name in problems:
         print(f"  probing {name} ...", file=sys.stderr)
@@ -419,6 +431,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(scaling_table(scaling))
     report = {"environment": env, "device": str(device), "threads": torch.get_num_threads(), "clock": args.clock,
               "peak_gflops": ceilings.peak_gflops, "bandwidth_gbs": ceilings.bandwidth_gbs,
+              "ns_per_value": rates,
               "problems": rows, "scaling": scaling}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
