@@ -7,7 +7,7 @@ import torch
 from pinnbench import Optimizer, register_optimizer
 from pinnbench.linalg import implicit_svd, rank_above, relative_cutoff
 from pinnbench.linesearch import grid_line_search
-from pinnbench.spectral import SPECTRUM_KEYS, Spectrum, rce_curve
+from pinnbench.spectral import SPECTRUM_KEYS, spectrum
 
 
 @register_optimizer("anagram")
@@ -41,10 +41,9 @@ class ANaGRAM(Optimizer):
         svd = implicit_svd(jac)  # the long singular factor is never formed: only Uᵀr and V_k are needed
         cutoff = relative_cutoff(svd, objective.n_params) if self.cutoff is None else self.cutoff
         rank = rank_above(svd, cutoff)
-        coefficients, outside_sq = svd.project(r)
-        direction = svd.direction(coefficients, rank)
+        diagnostics = spectrum(svd, r)  # its coefficients Uᵀr also give the direction
+        direction = svd.direction(diagnostics.coefficients, rank)
         eta, theta_next, loss = grid_line_search(objective, theta, direction, self.line_search_steps)
-        diagnostics = Spectrum(svd.S, coefficients, rce_curve(coefficients, outside_sq, r.numel()))
         nan = float("nan")
         self.info = {"eta": eta, "rank": rank, "cutoff": cutoff, "r_int": diagnostics.intersection_rank(),
                      "r_eps": nan, "precision": nan, "phase": nan, "loss": float(loss)}

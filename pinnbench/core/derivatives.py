@@ -211,13 +211,15 @@ def taylor_forward_along(model: MLP, theta: torch.Tensor, direction: torch.Tenso
     The first layer's pre-activations are affine in η, W0(η) x + b0(η) = z0 - η dz, so z0 and dz are computed
     once and each candidate's first layer costs one fused multiply-add instead of a matmul and a bias.
     """
+    candidates = theta.unsqueeze(0) - etas.unsqueeze(1) * direction.unsqueeze(0)
+    if len(model.layers) == 2:  # no hidden layer: u is affine in x, nothing to share
+        return _forward(model, candidates, x, lap_dims, None)
     (w0, b0), (dw0, db0) = model.unflatten(theta)[0], model.unflatten(direction)[0]
     xt = x.mT
     z0 = w0 @ xt + b0.unsqueeze(-1)
     dz = dw0 @ xt + db0.unsqueeze(-1)
     first = torch.addcmul(z0, etas.view(-1, 1, 1), dz, value=-1.0)
-    candidates = theta.unsqueeze(0) - etas.unsqueeze(1) * direction.unsqueeze(0)
-    return _forward(model, candidates, x, lap_dims, None, first if len(model.layers) > 2 else None)
+    return _forward(model, candidates, x, lap_dims, None, first)
 
 
 def _output_cotangents(x: torch.Tensor, fields: Fields, residual: ResidualFn

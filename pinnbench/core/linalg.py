@@ -64,6 +64,13 @@ QR_FIRST_RATIO = 1.4
 PINN-like spectra; LAPACK's gesdd switches to its own QR-first path at 11/6)."""
 
 
+def _project_onto(u: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(c, ||r - u c||²) for orthonormal columns u: c = uᵀr, the outside part formed as r - u c."""
+    c = u.mT @ r
+    outside = r - u @ c
+    return c, outside @ outside
+
+
 class ImplicitSVD:
     """The thin SVD J = U diag(S) Vᵀ with its long factor kept as the Householder reflectors of a QR.
 
@@ -112,10 +119,7 @@ class ImplicitSVD:
         norm comes without the cancellation of ||r||² - ||c||².
         """
         if self.transposed or self._u_r is None:
-            u = self._v_r if self.transposed else self._q
-            c = u.mT @ r
-            outside = r - u @ c
-            return c, outside @ outside
+            return _project_onto(self._v_r if self.transposed else self._q, r)
         k = self.S.numel()
         qtr = torch.ormqr(self._reflectors, self._tau, r.unsqueeze(-1), transpose=True)[:, 0]
         return self._u_r.mT @ qtr[:k], qtr[k:] @ qtr[k:]
@@ -155,9 +159,7 @@ def project(svd: ThinSVD | ImplicitSVD, r: torch.Tensor) -> tuple[torch.Tensor, 
     directly (never as ||r||² - ||c||²)."""
     if isinstance(svd, ImplicitSVD):
         return svd.project(r)
-    c = svd.U.mT @ r
-    outside = r - svd.U @ c
-    return c, outside @ outside
+    return _project_onto(svd.U, r)
 
 
 def truncated_solve(svd: ThinSVD | ImplicitSVD, r: torch.Tensor, rank: int) -> torch.Tensor:
