@@ -16,10 +16,12 @@ from .model import MLP
 from .problem import ResidualGroup
 
 DERIVATIVE_PATHS = ("taylor", "generic")
-CPU_CHUNK_BYTES = 8 * 2**20
+CPU_CHUNK_BYTES = 16 * 2**20
 """On a CPU a batch of θ (a line search) is evaluated in chunks whose intermediates total about this many
-bytes: past the caches a bigger batch only adds memory traffic (31 θ at once ran 2-5x slower than 31 single
-evaluations at the paper sizes). On a GPU the whole batch goes at once, up to ``batch_memory``."""
+bytes: each chunk pays a pass's fixed cost (tens of small kernels; the deep nets' pass most), a bigger chunk
+adds memory traffic past the caches. Measured on the paper sizes (docs/performance.md): 8 MiB cost the deep
+allen_cahn net's line search 1.3-1.5x against 16-64 MiB, which ran alike; the one-hidden nets ran alike at
+8-32 MiB. On a GPU the whole batch goes at once, up to ``batch_memory``."""
 
 
 @dataclass
@@ -32,6 +34,25 @@ class WorkCounts:
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in dc_fields(self)}
+
+
+ForwardPass = tuple[torch.Tensor, "tuple[int, ...] | None", list[tuple[ResidualGroup, slice]]]
+"""Points of one Taylor pass, its lap_dims, and the groups it serves with their rows among those points."""
+
+
+def _forward_passes(groups: list[ResidualGroup]) -> list[ForwardPass]:
+    """Groups that can share one Taylor pass, in order: those without second derivatives ride along with the
+    first group that has them (a pass's fixed cost is many small kernel launches; the extra Laplacian rows cost
+    little), groups with different ``lap_dims`` get their own pass. Residuals keep the groups' order."""
+    lap_sets = list(dict.fromkeys(g.lap_dims for g in groups if g.lap_dims is not None))
+    shared = lap_sets[0] if lap_sets else None
+    passes: list[ForwardPass] = []
+    for lap_dims in lap_sets or [None]:
+        members = [g for g in groups if g.lap_dims == lap_dims or (g.lap_dims is None and lap_dims == shared)]
+        bounds = torch.tensor([0, *(g.points.shape[0] for g in members)]).cumsum(0).tolist()
+        passes.append((torch.cat([g.points for g in members]), lap_dims,
+                       [(g, slice(a, b)) for g, a, b in zip(members, bounds[:-1], bounds[1:])]))
+    return passes
 
 
 class Objective:
@@ -68,6 +89,7 @@ class Objective:
             [torch.full((n,), 1.0 / n, dtype=dtype, device=device) for n in sizes]
         )
         """Per-row weight 1/N_s, so that loss = sum(row_weights * r²)."""
+        self._passes = _forward_passes(self.groups)
         self._counts = WorkCounts()
         self._batch_memory = batch_memory
         per_point = 3 if len(model.layers) == 3 else 3 * (model.layers[0] + 2)  # live (width,) tensors per point
@@ -87,19 +109,22 @@ class Objective:
                    ) -> torch.Tensor:
         """r(θ) for θ (P,) or a batch (B, P), or r(θ - η d) for ``line`` = (d, etas (B,)); residual functions
         always see one θ's fields (vmap over B)."""
-        parts = []
-        for g in self.groups:
+        parts: dict[str, torch.Tensor] = {}
+        for points, lap_dims, members in self._passes:
             if line is None:
-                f = taylor_forward(self.model, theta, g.points, g.lap_dims)
+                fields = taylor_forward(self.model, theta, points, lap_dims)
             else:
-                f = taylor_forward_along(self.model, theta, *line, g.points, g.lap_dims)
-            if f.u.dim() == 1:
-                parts.append(g.residual(g.points, f))
-                continue
-            def one(*tensors: torch.Tensor, g: ResidualGroup = g) -> torch.Tensor:
-                return g.residual(g.points, Fields(*tensors) if len(tensors) == 3 else Fields(tensors[0], None, None))
-            parts.append(torch.func.vmap(one)(*(t for t in f if t is not None)))
-        return torch.cat(parts, dim=-1)
+                fields = taylor_forward_along(self.model, theta, *line, points, lap_dims)
+            for g, rows in members:
+                f = Fields(fields.u[..., rows], *((None, None) if g.lap_dims is None else
+                                                  (fields.grad[..., rows, :], fields.lap[..., rows])))
+                if f.u.dim() == 1:
+                    parts[g.name] = g.residual(g.points, f)
+                    continue
+                def one(*tensors: torch.Tensor, g: ResidualGroup = g) -> torch.Tensor:
+                    return g.residual(g.points, Fields(*tensors) if len(tensors) == 3 else Fields(tensors[0], None, None))
+                parts[g.name] = torch.func.vmap(one)(*(t for t in f if t is not None))
+        return torch.cat([parts[g.name] for g in self.groups], dim=-1)
 
     def residuals(self, theta: torch.Tensor) -> torch.Tensor:
         """Stacked residual r(θ), shape (N,), groups in order."""

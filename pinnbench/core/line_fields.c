@@ -1,0 +1,99 @@
+/* The fields of a one-hidden-layer tanh net at θ - η d for a batch of step sizes η: the line search's inner
+ * loop, fused into one pass per (candidate, neuron, point) that stays in registers and L1.
+ *
+ * Inputs (float64, C-contiguous):
+ *   y0, dy  (n, m)  sigmoid arguments -2(W0 x + b0) at θ and -2(dW0 x + db0) along d, so y(η) = y0 - η dy;
+ *   etas    (nb,)   the step sizes;
+ *   au      (nb, n) u coefficients of q = sigmoid(y) (-2 w(η));      cu (nb,) u's constant (b(η) + Σ w(η));
+ *   ag      (nb, dim, n) gradient coefficients of g = q(1-q) (4 w0(η)ᵀ ⊙ w(η));
+ *   ah      (nb, n) Laplacian coefficients of h = g(1-2q) (-8 Σ_lap w0(η)² ⊙ w(η)).
+ * Outputs: u (nb, m), grad (nb, dim, m), lap (nb, m), for the candidates [begin, end).
+ *
+ * sigmoid(y) = 1/(1 + e^t), t = -y, uses the range reduction t = k ln2 + r, |r| <= ln2/2, and the rational
+ * form e^r = (Q(r²) + r P(r²)) / (Q(r²) - r P(r²)) of the Cephes library's exp (S. L. Moshier, public domain),
+ * so q = (Q - rP) / ((Q - rP) + 2^k (Q + rP)) costs one division. t is clamped to [-708, 708] (q then differs
+ * from the exact value by less than 1e-307); NaN propagates. Each candidate is computed by one caller thread
+ * in a fixed order, so the results do not depend on how many threads share the batch.
+ */
+#include <stdint.h>
+
+#define BLOCK 64
+#define MAX_DIM 16
+
+typedef union {
+    double d[BLOCK];
+    int64_t i[BLOCK];
+} block_t;
+
+static const double LOG2E = 1.4426950408889634074;
+static const double LN2_HI = 6.93145751953125e-1;
+static const double LN2_LO = 1.42860682030941723212e-6;
+static const double SHIFT = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer in the low bits */
+static const double MAX_T = 708.0;
+static const double P0 = 1.26177193074810590878e-4, P1 = 3.02994407707441961300e-2,
+                    P2 = 9.99999999999999999910e-1;
+static const double Q0 = 3.00198505138664455042e-6, Q1 = 2.52448340349684104192e-3,
+                    Q2 = 2.27265548208155028766e-1, Q3 = 2.00000000000000000009e0;
+
+/* q = sigmoid(y0 - eta dy) for one block of points: the numerator, the factor of 2^k and k's bits. */
+static void sigmoid_parts(const double *y0, const double *dy, double eta, int64_t len, double *num,
+                          double *pos, block_t *kbits) {
+    for (int64_t i = 0; i < len; i++) {
+        double t = eta * dy[i] - y0[i];
+        t = t > MAX_T ? MAX_T : t;
+        t = t < -MAX_T ? -MAX_T : t;
+        double k = t * LOG2E + SHIFT;
+        kbits->d[i] = k;
+        k -= SHIFT;
+        double r = (t - k * LN2_HI) - k * LN2_LO;
+        double rr = r * r;
+        double p = r * ((P0 * rr + P1) * rr + P2);
+        double q = ((Q0 * rr + Q1) * rr + Q2) * rr + Q3;
+        num[i] = q - p;
+        pos[i] = q + p;
+    }
+}
+
+void pinnbench_line_fields(int64_t n, int64_t m, int64_t dim, const double *y0, const double *dy,
+                           const double *etas, const double *au, const double *cu, const double *ag,
+                           const double *ah, double *u, double *grad, double *lap, int64_t begin, int64_t end) {
+    const int64_t shift_bits = 0x4338000000000000LL; /* the bits of SHIFT */
+    double num[BLOCK], pos[BLOCK], gb[BLOCK], acc_u[BLOCK], acc_l[BLOCK], acc_g[MAX_DIM][BLOCK];
+    block_t kbits, scale;
+    for (int64_t c = begin; c < end; c++) {
+        const double eta = etas[c];
+        const double *au_c = au + c * n, *ah_c = ah + c * n, *ag_c = ag + c * dim * n;
+        for (int64_t i0 = 0; i0 < m; i0 += BLOCK) {
+            const int64_t len = m - i0 < BLOCK ? m - i0 : BLOCK;
+            for (int64_t i = 0; i < len; i++) {
+                acc_u[i] = 0.0;
+                acc_l[i] = 0.0;
+            }
+            for (int64_t k = 0; k < dim; k++)
+                for (int64_t i = 0; i < len; i++) acc_g[k][i] = 0.0;
+            for (int64_t j = 0; j < n; j++) {
+                sigmoid_parts(y0 + j * m + i0, dy + j * m + i0, eta, len, num, pos, &kbits);
+                for (int64_t i = 0; i < len; i++) scale.i[i] = (kbits.i[i] - shift_bits + 1023) << 52;
+                const double a_u = au_c[j], a_h = ah_c[j];
+                for (int64_t i = 0; i < len; i++) {
+                    double q = num[i] / (num[i] + scale.d[i] * pos[i]);
+                    double g = q - q * q;
+                    double h = g - 2.0 * q * g;
+                    acc_u[i] += a_u * q;
+                    acc_l[i] += a_h * h;
+                    gb[i] = g;
+                }
+                for (int64_t k = 0; k < dim; k++) {
+                    const double a_g = ag_c[k * n + j];
+                    for (int64_t i = 0; i < len; i++) acc_g[k][i] += a_g * gb[i];
+                }
+            }
+            for (int64_t i = 0; i < len; i++) {
+                u[c * m + i0 + i] = acc_u[i] + cu[c];
+                lap[c * m + i0 + i] = acc_l[i];
+            }
+            for (int64_t k = 0; k < dim; k++)
+                for (int64_t i = 0; i < len; i++) grad[(c * dim + k) * m + i0 + i] = acc_g[k][i];
+        }
+    }
+}

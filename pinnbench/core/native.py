@@ -1,0 +1,119 @@
+"""The compiled line-search kernel (``line_fields.c``): built on first use with the system C compiler, cached,
+loaded with ctypes, and used only where it applies; without a compiler everything runs on the torch path.
+
+The kernel computes a one-hidden-layer net's fields at θ - η d for every η of a line search in one fused pass
+(docs/performance.md, issue #15): eager torch makes about nine passes over B·n·M values through memory for the
+same work. It is built with ``-O3 -march=native`` for the machine it runs on; the shared object is cached under
+``$PINNBENCH_CACHE`` (default ``~/.cache/pinnbench``), keyed by the source, the flags, the compiler's version
+and the CPU, so a changed kernel or another machine never loads a stale build. ``PINNBENCH_NATIVE=0`` turns it
+off. Candidates are split across ``torch.get_num_threads()`` caller threads (ctypes releases the GIL); each
+candidate is computed by one thread, so results do not depend on the thread count.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("line_fields.c")
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared")
+MAX_DIM = 16  # the kernel's bound on the input dimension (line_fields.c)
+_POINTER = ctypes.POINTER(ctypes.c_double)
+
+
+def _cpu_signature() -> str:
+    """The CPU's model and feature flags (what -march=native compiles for)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return "\n".join(sorted({ln for ln in lines if ln.startswith(("model name", "flags"))}))
+    except OSError:
+        return platform.processor()
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("PINNBENCH_CACHE") or Path.home() / ".cache" / "pinnbench")
+
+
+@functools.cache
+def _load() -> tuple[ctypes._CFuncPtr | None, str]:
+    """(the kernel, a one-line status): the kernel is None, with the reason, where it cannot be had."""
+    if os.environ.get("PINNBENCH_NATIVE") == "0":
+        return None, "off (PINNBENCH_NATIVE=0)"
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None:
+        return None, "unavailable: no C compiler (cc, gcc) on PATH"
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+        key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(FLAGS), version, platform.machine(),
+                                        _cpu_signature()]).encode()).hexdigest()[:16]
+        target = _cache_dir() / f"line_fields-{key}.so"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+                built = Path(tmp) / target.name
+                result = subprocess.run([compiler, *FLAGS, "-o", str(built), str(SOURCE)], capture_output=True,
+                                        text=True, timeout=120)
+                if result.returncode != 0:
+                    return None, f"unavailable: {Path(compiler).name} failed: {result.stderr.strip()[:200]}"
+                os.replace(built, target)  # atomic: a concurrent run sees the whole file or none
+        kernel = ctypes.CDLL(str(target)).pinnbench_line_fields
+    except (OSError, subprocess.SubprocessError, AttributeError) as exc:
+        return None, f"unavailable: {type(exc).__name__}: {exc}"[:240]
+    kernel.restype = None
+    kernel.argtypes = [ctypes.c_int64] * 3 + [_POINTER] * 10 + [ctypes.c_int64] * 2
+    return kernel, f"compiled ({target.name})"
+
+
+def status() -> str:
+    """Whether the compiled kernel is in use, for run manifests and the probe."""
+    return _load()[1]
+
+
+def applies(x: torch.Tensor, dim: int) -> bool:
+    """Whether the kernel can serve a line search at points x: float64 on the CPU, no autograd, dim <= 16."""
+    return (x.device.type == "cpu" and x.dtype == torch.float64 and not torch.is_grad_enabled()
+            and dim <= MAX_DIM and _load()[0] is not None)
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pinnbench-line")
+
+
+def _ptr(t: torch.Tensor) -> ctypes._Pointer:
+    return ctypes.cast(t.data_ptr(), _POINTER)
+
+
+def one_hidden_line_fields(y0: torch.Tensor, dy: torch.Tensor, etas: torch.Tensor, au: torch.Tensor,
+                           cu: torch.Tensor, ag: torch.Tensor, ah: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """u (B, M), grad (B, dim, M), lap (B, M) of a one-hidden-layer net along a line (see line_fields.c for
+    the arguments). Call only where :func:`applies`."""
+    kernel = _load()[0]
+    assert kernel is not None
+    n, m = y0.shape
+    b, dim = etas.shape[0], ag.shape[1]
+    args = [t.contiguous() for t in (y0, dy, etas, au, cu, ag, ah)]
+    u, lap = y0.new_empty(b, m), y0.new_empty(b, m)
+    grad = y0.new_empty(b, dim, m)
+    pointers = [_ptr(t) for t in (*args, u, grad, lap)]
+
+    def run(begin: int, end: int) -> None:
+        kernel(n, m, dim, *pointers, begin, end)
+    workers = max(1, min(torch.get_num_threads(), b))
+    if workers == 1:
+        run(0, b)
+    else:
+        bounds = [b * i // workers for i in range(workers + 1)]
+        for future in [_pool(workers).submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]:
+            future.result()
+    return u, grad, lap
