@@ -135,11 +135,13 @@ def test_one_step_solves_weighted_linear_least_squares():
 def test_engd_converges_on_a_small_pinn():
     # laplace2d's net [2,32,1] on 100 interior + 44 boundary points. (With 8-16 hidden units the undamped
     # pseudo-inverse direction is dominated by the Gram's smallest eigenvalues and E-NGD crawls: η* ~ 1e-7.)
+    # The early steps are sensitive to last-bit changes in J (sharing one Jacobian pass between the groups
+    # moved the 1e-5 mark past step 40); by step 60 the loss is below 1e-8 of its start (4.8e-14 measured).
     objective, theta = tiny_pinn(layers=(2, 32, 1), n_grid=12, n_side=11)
     start = float(objective.loss(theta))
     opt = pinnbench.get_optimizer("engd")
     opt.reset(objective, theta)
-    for _ in range(40):
+    for _ in range(60):
         theta = opt.step(objective, theta)
-    assert opt.info["loss"] < 1e-5 * start
-    assert objective.counts.jacobian_evals == 40
+    assert opt.info["loss"] < 1e-8 * start
+    assert objective.counts.jacobian_evals == 60

@@ -13,7 +13,7 @@
  * form e^r = (Q(r²) + r P(r²)) / (Q(r²) - r P(r²)) of the Cephes library's exp (S. L. Moshier, public domain),
  * so q = (Q - rP) / ((Q - rP) + 2^k (Q + rP)) costs one division. t is clamped to [-708, 708] (q then differs
  * from the exact value by less than 1e-307); NaN propagates. Each candidate is computed by one caller thread
- * in a fixed order, so the results do not depend on how many threads share the batch.
+ * in a fixed order ([begin, end) lets a caller split the batch).
  */
 #include <stdint.h>
 

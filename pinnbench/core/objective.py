@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields as dc_fields
 
 import torch
 
+from . import native
 from .derivatives import Fields, generic_jacobian, residual_jacobian, taylor_forward, taylor_forward_along
 from .model import MLP
 from .problem import ResidualGroup
@@ -36,22 +37,44 @@ class WorkCounts:
         return {f.name: getattr(self, f.name) for f in dc_fields(self)}
 
 
-ForwardPass = tuple[torch.Tensor, "tuple[int, ...] | None", list[tuple[ResidualGroup, slice]]]
-"""Points of one Taylor pass, its lap_dims, and the groups it serves with their rows among those points."""
+def _member_fields(fields: Fields, g: ResidualGroup, rows: slice) -> Fields:
+    """One group's fields among those of a shared pass (grad and lap dropped where the group needs none)."""
+    if g.lap_dims is None:
+        return Fields(fields.u[..., rows], None, None)
+    return Fields(fields.u[..., rows], fields.grad[..., rows, :], fields.lap[..., rows])
 
 
-def _forward_passes(groups: list[ResidualGroup]) -> list[ForwardPass]:
+@dataclass
+class ForwardPass:
+    """Groups that share one Taylor pass: their points stacked, the pass's lap_dims, each member group with
+    its rows among the pass's points, and where the pass's rows go in r and J (a slice when contiguous)."""
+
+    points: torch.Tensor
+    lap_dims: tuple[int, ...] | None
+    members: list[tuple[ResidualGroup, slice]]
+    rows: slice | torch.Tensor
+
+    def residual(self, x: torch.Tensor, fields: Fields) -> torch.Tensor:
+        """The members' residuals at one θ's fields of the pass, stacked: a pointwise residual of the pass."""
+        return torch.cat([g.residual(g.points, _member_fields(fields, g, rows)) for g, rows in self.members])
+
+
+def _forward_passes(groups: list[ResidualGroup], group_slices: dict[str, slice]) -> list[ForwardPass]:
     """Groups that can share one Taylor pass, in order: those without second derivatives ride along with the
     first group that has them (a pass's fixed cost is many small kernel launches; the extra Laplacian rows cost
-    little), groups with different ``lap_dims`` get their own pass. Residuals keep the groups' order."""
+    little), groups with different ``lap_dims`` get their own pass."""
     lap_sets = list(dict.fromkeys(g.lap_dims for g in groups if g.lap_dims is not None))
     shared = lap_sets[0] if lap_sets else None
     passes: list[ForwardPass] = []
     for lap_dims in lap_sets or [None]:
         members = [g for g in groups if g.lap_dims == lap_dims or (g.lap_dims is None and lap_dims == shared)]
         bounds = torch.tensor([0, *(g.points.shape[0] for g in members)]).cumsum(0).tolist()
-        passes.append((torch.cat([g.points for g in members]), lap_dims,
-                       [(g, slice(a, b)) for g, a, b in zip(members, bounds[:-1], bounds[1:])]))
+        spans = [group_slices[g.name] for g in members]
+        contiguous = all(a.stop == b.start for a, b in zip(spans[:-1], spans[1:]))
+        rows = slice(spans[0].start, spans[-1].stop) if contiguous else torch.cat(
+            [torch.arange(sp.start, sp.stop) for sp in spans])
+        passes.append(ForwardPass(torch.cat([g.points for g in members]), lap_dims,
+                                  [(g, slice(a, b)) for g, a, b in zip(members, bounds[:-1], bounds[1:])], rows))
     return passes
 
 
@@ -89,11 +112,12 @@ class Objective:
             [torch.full((n,), 1.0 / n, dtype=dtype, device=device) for n in sizes]
         )
         """Per-row weight 1/N_s, so that loss = sum(row_weights * r²)."""
-        self._passes = _forward_passes(self.groups)
+        self._passes = _forward_passes(self.groups, self.group_slices)
         self._counts = WorkCounts()
         self._batch_memory = batch_memory
         per_point = 3 if len(model.layers) == 3 else 3 * (model.layers[0] + 2)  # live (width,) tensors per point
         self._bytes_per_theta = 8 * self.n_residuals * max(model.layers[:-1]) * per_point
+        self._broadcasts: dict[str, bool] = {}  # group name: its residual takes a batch of fields directly
 
     # ------------------------------------------------------------------ accounting
     @property
@@ -110,21 +134,34 @@ class Objective:
         """r(θ) for θ (P,) or a batch (B, P), or r(θ - η d) for ``line`` = (d, etas (B,)); residual functions
         always see one θ's fields (vmap over B)."""
         parts: dict[str, torch.Tensor] = {}
-        for points, lap_dims, members in self._passes:
+        for fp in self._passes:
             if line is None:
-                fields = taylor_forward(self.model, theta, points, lap_dims)
+                fields = taylor_forward(self.model, theta, fp.points, fp.lap_dims)
             else:
-                fields = taylor_forward_along(self.model, theta, *line, points, lap_dims)
-            for g, rows in members:
-                f = Fields(fields.u[..., rows], *((None, None) if g.lap_dims is None else
-                                                  (fields.grad[..., rows, :], fields.lap[..., rows])))
-                if f.u.dim() == 1:
-                    parts[g.name] = g.residual(g.points, f)
-                    continue
-                def one(*tensors: torch.Tensor, g: ResidualGroup = g) -> torch.Tensor:
-                    return g.residual(g.points, Fields(*tensors) if len(tensors) == 3 else Fields(tensors[0], None, None))
-                parts[g.name] = torch.func.vmap(one)(*(t for t in f if t is not None))
+                fields = taylor_forward_along(self.model, theta, *line, fp.points, fp.lap_dims)
+            for g, rows in fp.members:
+                f = _member_fields(fields, g, rows)
+                parts[g.name] = g.residual(g.points, f) if f.u.dim() == 1 else self._batched_residual(g, f)
         return torch.cat([parts[g.name] for g in self.groups], dim=-1)
+
+    def _batched_residual(self, g: ResidualGroup, f: Fields) -> torch.Tensor:
+        """The group's residual for a batch of fields (B, M, ...): one θ at a time under vmap, or, once a first
+        batch has shown that the function broadcasts over the leading dimension to the same bits (pointwise
+        code written with ``...`` does), called directly, which saves vmap's fixed cost in every line search."""
+        if self._broadcasts.get(g.name):
+            return g.residual(g.points, f)
+
+        def one(*tensors: torch.Tensor) -> torch.Tensor:
+            return g.residual(g.points, Fields(*tensors) if len(tensors) == 3 else Fields(tensors[0], None, None))
+        mapped = torch.func.vmap(one)(*(t for t in f if t is not None))
+        if g.name not in self._broadcasts:
+            try:
+                direct = g.residual(g.points, f)
+                self._broadcasts[g.name] = direct.shape == mapped.shape and bool(
+                    torch.isclose(direct, mapped, rtol=0.0, atol=0.0, equal_nan=True).all())
+            except Exception:  # noqa: BLE001 - a residual that does not broadcast keeps vmap
+                self._broadcasts[g.name] = False
+        return mapped
 
     def residuals(self, theta: torch.Tensor) -> torch.Tensor:
         """Stacked residual r(θ), shape (N,), groups in order."""
@@ -143,13 +180,18 @@ class Objective:
         jac = torch.empty(self.n_params, self.n_residuals, dtype=self.dtype, device=self.device).mT
         res = torch.empty(self.n_residuals, dtype=self.dtype, device=self.device)
         theta = theta.detach()
-        for g in self.groups:
-            rows = self.group_slices[g.name]
-            if self.derivatives == "taylor":
-                _, res[rows] = residual_jacobian(self.model, theta, g.points, g.lap_dims, g.residual,
-                                                 out=jac[rows])
-            else:
+        if self.derivatives == "generic":
+            for g in self.groups:
+                rows = self.group_slices[g.name]
                 jac[rows], res[rows] = generic_jacobian(self.model, theta, g.points, g.lap_dims, g.residual)
+            return jac, res
+        for fp in self._passes:  # one forward and one reverse pass for all groups that share them
+            if isinstance(fp.rows, slice):
+                _, res[fp.rows] = residual_jacobian(self.model, theta, fp.points, fp.lap_dims, fp.residual,
+                                                    out=jac[fp.rows])
+            else:
+                jac[fp.rows], res[fp.rows] = residual_jacobian(self.model, theta, fp.points, fp.lap_dims,
+                                                               fp.residual)
         return jac, res
 
     def loss_from_residuals(self, r: torch.Tensor) -> torch.Tensor:
@@ -170,10 +212,14 @@ class Objective:
             (grad,) = torch.autograd.grad(loss, th)
         return loss.detach(), grad
 
-    def _chunk(self, b: int) -> int:
-        """How many θ of a batch of b to evaluate at once (see CPU_CHUNK_BYTES)."""
+    def _chunk(self, b: int, line: bool = False) -> int:
+        """How many θ of a batch of b to evaluate at once (see CPU_CHUNK_BYTES); a line search of a
+        one-hidden-layer net on the compiled kernel holds only its output fields."""
         budget = self._batch_memory if self.device.type != "cpu" else min(self._batch_memory, CPU_CHUNK_BYTES)
-        return max(1, min(b, budget // self._bytes_per_theta))
+        per_theta = self._bytes_per_theta
+        if line and len(self.model.layers) == 3 and native.applies(self.groups[0].points, self.model.layers[0]):
+            per_theta = 8 * self.n_residuals * (self.model.layers[0] + 3)
+        return max(1, min(b, budget // per_theta))
 
     def losses(self, thetas: torch.Tensor) -> torch.Tensor:
         """Losses at a batch of parameter vectors (B, P) -> (B,), in memory-bounded chunks."""
@@ -191,7 +237,7 @@ class Objective:
         same values as ``losses`` of those θ up to rounding, in memory-bounded chunks of η."""
         b = etas.shape[0]
         self._count("residual_evals", b)
-        chunk = self._chunk(b)
         with torch.no_grad():
+            chunk = self._chunk(b, line=True)
             return torch.cat([self.loss_from_residuals(self._residuals(theta, (direction, etas[i:i + chunk])))
                               for i in range(0, b, chunk)])
