@@ -1,5 +1,5 @@
-"""The compiled line-search kernel (pinnbench/core/line_fields.c) against the torch path it replaces, its
-build cache and its fallbacks; and the shared Taylor passes of the objective against one pass per group."""
+"""The compiled one-hidden-layer kernels (pinnbench/core/one_hidden.c) against the torch paths they replace, their
+build cache and fallbacks; and the shared Taylor passes of the objective against one pass per group."""
 import shutil
 
 import pytest
@@ -66,7 +66,7 @@ def test_the_build_is_cached_by_source_and_rebuilt_when_it_changes(tmp_path, mon
     try:
         assert native.status().startswith("compiled")
         first = sorted(p.name for p in tmp_path.iterdir())
-        changed = tmp_path / "src" / "line_fields.c"
+        changed = tmp_path / "src" / "one_hidden.c"
         changed.parent.mkdir()
         changed.write_text(native.SOURCE.read_text() + "\n/* changed */\n")
         monkeypatch.setattr(native, "SOURCE", changed)

@@ -401,6 +401,33 @@ def _reverse_deep(jt: torch.Tensor, model: MLP, theta: torch.Tensor, xt: torch.T
     _first_layer_backward(jt, model, xt, hbar, trace.acts[0], params[0][0], lap)
 
 
+def _one_hidden_jacobian_native(model: MLP, theta: torch.Tensor, x: torch.Tensor, lap_dims: tuple[int, ...],
+                                residual: ResidualFn, out: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`residual_jacobian` of a one-hidden-layer net on the compiled kernels (native.py): the fields from
+    the line kernel at η = 0, the cotangents by autograd through the residual, the rows of Jᵀ from the reverse
+    kernel (the computation of :func:`_reverse_one_hidden`)."""
+    (w0, b0), (w, b) = model.unflatten(theta)
+    d, lap = x.shape[1], _lap_index(lap_dims)
+    xt = x.mT.contiguous()
+    y0 = _sigmoid_arguments(w0, b0, xt)
+    u, grad, lap_u = native.one_hidden_line_fields(
+        y0, y0, torch.zeros(1, dtype=theta.dtype), -2.0 * w, b + w.sum(-1), (4.0 * w0 * w.mT).mT.unsqueeze(0),
+        -8.0 * _first_layer_sums(w0, lap).unsqueeze(0) * w)
+    r, ubar = _output_cotangents(x, Fields(u[0], grad[0].mT, lap_u[0]), residual)
+    jt = torch.empty(model.n_params, x.shape[0], dtype=theta.dtype) if out is None or not out.mT.is_contiguous() \
+        else out.mT
+    (w0_rows, b0_rows, *_), (w_rows, b_rows, *_) = model.slices
+    mask = torch.zeros(d, dtype=theta.dtype)
+    mask[lap] = 1.0
+    native.one_hidden_jacobian(jt, y0, w0, w[0], mask, xt, ubar, w0_rows.start, b0_rows.start, w_rows.start)
+    jt[b_rows] = ubar[:1]
+    if out is None:
+        return jt.mT, r
+    if jt.data_ptr() != out.data_ptr():
+        out.copy_(jt.mT)
+    return out, r
+
+
 def residual_jacobian(model: MLP, theta: torch.Tensor, x: torch.Tensor, lap_dims: tuple[int, ...] | None,
                       residual: ResidualFn, out: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -410,6 +437,9 @@ def residual_jacobian(model: MLP, theta: torch.Tensor, x: torch.Tensor, lap_dims
     gives the same values; a column-major one (``out.mT`` contiguous) is the fast one.
     """
     theta = theta.detach()
+    with torch.no_grad():
+        if len(model.layers) == 3 and lap_dims is not None and native.applies(x, x.shape[1]):
+            return _one_hidden_jacobian_native(model, theta, x, lap_dims, residual, out)
     trace = _Trace()
     with torch.no_grad():
         fields = _forward(model, theta, x, lap_dims, trace)

@@ -1,9 +1,10 @@
-"""The compiled line-search kernel (``line_fields.c``): built on first use with the system C compiler, cached,
-loaded with ctypes, and used only where it applies; without a compiler everything runs on the torch path.
+"""The compiled kernels of one-hidden-layer nets (``one_hidden.c``): built on first use with the system C
+compiler, cached, loaded with ctypes, and used only where they apply; without a compiler everything runs on the
+torch path.
 
-The kernel computes a one-hidden-layer net's fields at θ - η d for every η of a line search in one fused pass
-(docs/performance.md, issue #15): eager torch makes about nine passes over B·n·M values through memory for the
-same work. It is built with ``-O3 -march=native`` for the machine it runs on; the shared object is cached under
+One kernel computes the fields at θ - η d for every η of a line search, the other the residual Jacobian's
+hidden-layer rows, each in one fused pass per (neuron, point) (docs/performance.md, issue #15): eager torch
+makes about nine passes through memory, and tens of small kernel launches, for the same work. It is built with ``-O3 -march=native`` for the machine it runs on; the shared object is cached under
 ``$PINNBENCH_CACHE`` (default ``~/.cache/pinnbench``), keyed by the source, the flags, the compiler's version
 and the CPU, so a changed kernel or another machine never loads a stale build. ``PINNBENCH_NATIVE=0`` turns it
 off. The kernel runs on the calling thread: splitting the candidates over two threads measured no faster on
@@ -24,9 +25,9 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("line_fields.c")
+SOURCE = Path(__file__).with_name("one_hidden.c")
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared")
-MAX_DIM = 16  # the kernel's bound on the input dimension (line_fields.c)
+MAX_DIM = 16  # the kernel's bound on the input dimension (one_hidden.c)
 _POINTER = ctypes.POINTER(ctypes.c_double)
 
 
@@ -44,8 +45,8 @@ def _cache_dir() -> Path:
 
 
 @functools.cache
-def _load() -> tuple[ctypes._CFuncPtr | None, str]:
-    """(the kernel, a one-line status): the kernel is None, with the reason, where it cannot be had."""
+def _load() -> tuple[ctypes.CDLL | None, str]:
+    """(the kernels' library, a one-line status): None, with the reason, where it cannot be had."""
     if os.environ.get("PINNBENCH_NATIVE") == "0":
         return None, "off (PINNBENCH_NATIVE=0)"
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
@@ -55,7 +56,7 @@ def _load() -> tuple[ctypes._CFuncPtr | None, str]:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
         key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(FLAGS), version, platform.machine(),
                                         _cpu_signature()]).encode()).hexdigest()[:16]
-        target = _cache_dir() / f"line_fields-{key}.so"
+        target = _cache_dir() / f"one_hidden-{key}.so"
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -65,21 +66,23 @@ def _load() -> tuple[ctypes._CFuncPtr | None, str]:
                 if result.returncode != 0:
                     return None, f"unavailable: {Path(compiler).name} failed: {result.stderr.strip()[:200]}"
                 os.replace(built, target)  # atomic: a concurrent run sees the whole file or none
-        kernel = ctypes.CDLL(str(target)).pinnbench_line_fields
+        library = ctypes.CDLL(str(target))
+        line, jacobian = library.pinnbench_line_fields, library.pinnbench_one_hidden_jacobian
     except (OSError, subprocess.SubprocessError, AttributeError) as exc:
         return None, f"unavailable: {type(exc).__name__}: {exc}"[:240]
-    kernel.restype = None
-    kernel.argtypes = [ctypes.c_int64] * 3 + [_POINTER] * 10 + [ctypes.c_int64] * 2
-    return kernel, f"compiled ({target.name})"
+    line.restype = jacobian.restype = None
+    line.argtypes = [ctypes.c_int64] * 3 + [_POINTER] * 10 + [ctypes.c_int64] * 2
+    jacobian.argtypes = [ctypes.c_int64] * 3 + [_POINTER] * 7 + [ctypes.c_int64] * 3
+    return library, f"compiled ({target.name})"
 
 
 def status() -> str:
-    """Whether the compiled kernel is in use, for run manifests and the probe."""
+    """Whether the compiled kernels are in use, for run manifests and the probe."""
     return _load()[1]
 
 
 def applies(x: torch.Tensor, dim: int) -> bool:
-    """Whether the kernel can serve a line search at points x: float64 on the CPU, no autograd, dim <= 16."""
+    """Whether the kernels can serve points x: float64 on the CPU, no autograd, dim <= 16."""
     return (x.device.type == "cpu" and x.dtype == torch.float64 and not torch.is_grad_enabled()
             and dim <= MAX_DIM and _load()[0] is not None)
 
@@ -91,14 +94,27 @@ def _ptr(t: torch.Tensor) -> ctypes._Pointer:
 def one_hidden_line_fields(y0: torch.Tensor, dy: torch.Tensor, etas: torch.Tensor, au: torch.Tensor,
                            cu: torch.Tensor, ag: torch.Tensor, ah: torch.Tensor
                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """u (B, M), grad (B, dim, M), lap (B, M) of a one-hidden-layer net along a line (see line_fields.c for
+    """u (B, M), grad (B, dim, M), lap (B, M) of a one-hidden-layer net along a line (see one_hidden.c for
     the arguments). Call only where :func:`applies`."""
-    kernel = _load()[0]
-    assert kernel is not None
+    library = _load()[0]
+    assert library is not None
     n, m = y0.shape
     b, dim = etas.shape[0], ag.shape[1]
     args = [t.contiguous() for t in (y0, dy, etas, au, cu, ag, ah)]
     u, lap = y0.new_empty(b, m), y0.new_empty(b, m)
     grad = y0.new_empty(b, dim, m)
-    kernel(n, m, dim, *(_ptr(t) for t in (*args, u, grad, lap)), 0, b)
+    library.pinnbench_line_fields(n, m, dim, *(_ptr(t) for t in (*args, u, grad, lap)), 0, b)
     return u, grad, lap
+
+
+def one_hidden_jacobian(jt: torch.Tensor, y0: torch.Tensor, w0: torch.Tensor, w: torch.Tensor,
+                        lap_mask: torch.Tensor, xt: torch.Tensor, ubar: torch.Tensor, rows_w0: int, rows_b0: int,
+                        rows_w: int) -> None:
+    """Write the W0, b0 and w rows of Jᵀ (P, M), contiguous, from the output cotangents ubar (dim + 2, M) (see
+    one_hidden.c). Call only where :func:`applies`."""
+    library = _load()[0]
+    assert library is not None and jt.is_contiguous()
+    n, m = y0.shape
+    args = [t.contiguous() for t in (y0, w0, w, lap_mask, xt, ubar)]
+    library.pinnbench_one_hidden_jacobian(n, m, w0.shape[1], *(_ptr(t) for t in args), _ptr(jt), rows_w0, rows_b0,
+                                          rows_w)

@@ -1,6 +1,8 @@
-/* The fields of a one-hidden-layer tanh net at θ - η d for a batch of step sizes η: the line search's inner
- * loop, fused into one pass per (candidate, neuron, point) that stays in registers and L1.
+/* Fused kernels of a one-hidden-layer tanh net u(x) = w·tanh(W0 x + b0) + b, for pinnbench's fast path
+ * (pinnbench/core/native.py): one pass per (neuron, point) that stays in registers and L1 instead of eager
+ * torch's passes through memory.
  *
+ * pinnbench_line_fields: the fields at θ - η d for a batch of step sizes η (the line search's inner loop).
  * Inputs (float64, C-contiguous):
  *   y0, dy  (n, m)  sigmoid arguments -2(W0 x + b0) at θ and -2(dW0 x + db0) along d, so y(η) = y0 - η dy;
  *   etas    (nb,)   the step sizes;
@@ -34,6 +36,16 @@ static const double P0 = 1.26177193074810590878e-4, P1 = 3.02994407707441961300e
                     P2 = 9.99999999999999999910e-1;
 static const double Q0 = 3.00198505138664455042e-6, Q1 = 2.52448340349684104192e-3,
                     Q2 = 2.27265548208155028766e-1, Q3 = 2.00000000000000000009e0;
+
+/* pinnbench_one_hidden_jacobian: the residual Jacobian's rows of W0, b0 and w, Jᵀ (P, m), from the output
+ * cotangents ubar (dim + 2, m) = (dr/du, dr/dgrad_1..dim, dr/dlap) of a pointwise residual, the hand-derived
+ * reverse of the Taylor pass with a = tanh z, s1 = 1 - a², s2 = -2 a s1, s3 = s1 (6a² - 2) (derivatives.py,
+ * _reverse_one_hidden, is the same computation in torch):
+ *   t = Σ_k W0[j,k] ubar_grad_k, e = c_j ubar_lap with c_j = Σ_{k in lap} W0[j,k]²,
+ *   Jᵀ[w_j] = a ubar_u + s1 t + s2 e,   Jᵀ[b0_j] = z̄ = w_j (s1 ubar_u + s2 t + s3 e),
+ *   Jᵀ[W0_jk] = z̄ x_k + w_j s1 ubar_grad_k + 2 w_j s2 W0[j,k] ubar_lap [k in lap].
+ * lap_mask (dim,) is 1 for the Laplacian's coordinates and 0 elsewhere; rows_* are the first rows of the
+ * W0 block (row j·dim + k), of b0 and of w in Jᵀ. */
 
 /* q = sigmoid(y0 - eta dy) for one block of points: the numerator, the factor of 2^k and k's bits. */
 static void sigmoid_parts(const double *y0, const double *dy, double eta, int64_t len, double *num,
@@ -94,6 +106,51 @@ void pinnbench_line_fields(int64_t n, int64_t m, int64_t dim, const double *y0, 
             }
             for (int64_t k = 0; k < dim; k++)
                 for (int64_t i = 0; i < len; i++) grad[(c * dim + k) * m + i0 + i] = acc_g[k][i];
+        }
+    }
+}
+
+void pinnbench_one_hidden_jacobian(int64_t n, int64_t m, int64_t dim, const double *y0, const double *w0,
+                                   const double *w, const double *lap_mask, const double *xt,
+                                   const double *ubar, double *jt, int64_t rows_w0, int64_t rows_b0,
+                                   int64_t rows_w) {
+    const int64_t shift_bits = 0x4338000000000000LL;
+    double num[BLOCK], pos[BLOCK];
+    block_t kbits, scale;
+    const double *bar_u = ubar, *bar_lap = ubar + (dim + 1) * m;
+    for (int64_t j = 0; j < n; j++) {
+        const double *w0_j = w0 + j * dim;
+        const double w_j = w[j];
+        double c_j = 0.0;
+        for (int64_t k = 0; k < dim; k++) c_j += lap_mask[k] * w0_j[k] * w0_j[k];
+        double *jt_w = jt + (rows_w + j) * m, *jt_b0 = jt + (rows_b0 + j) * m, *jt_w0 = jt + (rows_w0 + j * dim) * m;
+        for (int64_t i0 = 0; i0 < m; i0 += BLOCK) {
+            const int64_t len = m - i0 < BLOCK ? m - i0 : BLOCK;
+            sigmoid_parts(y0 + j * m + i0, y0 + j * m + i0, 0.0, len, num, pos, &kbits);
+            for (int64_t i = 0; i < len; i++) scale.i[i] = (kbits.i[i] - shift_bits + 1023) << 52;
+            double s1w[BLOCK], s2w[BLOCK], tb[BLOCK];
+            for (int64_t i = 0; i < len; i++) tb[i] = 0.0;
+            for (int64_t k = 0; k < dim; k++) {
+                const double *bar_k = ubar + (1 + k) * m + i0;
+                for (int64_t i = 0; i < len; i++) tb[i] += w0_j[k] * bar_k[i];
+            }
+            for (int64_t i = 0; i < len; i++) {
+                const double q = num[i] / (num[i] + scale.d[i] * pos[i]);
+                const double a = 1.0 - 2.0 * q;
+                const double s1 = 1.0 - a * a, s2 = -2.0 * a * s1, s3 = s1 * (6.0 * a * a - 2.0);
+                const double t = tb[i];
+                const double e = c_j * bar_lap[i0 + i], u_bar = bar_u[i0 + i];
+                jt_w[i0 + i] = (a * u_bar + s1 * t) + s2 * e;
+                jt_b0[i0 + i] = w_j * ((s1 * u_bar + s2 * t) + s3 * e);
+                s1w[i] = w_j * s1;
+                s2w[i] = 2.0 * w_j * s2 * bar_lap[i0 + i];
+            }
+            for (int64_t k = 0; k < dim; k++) {
+                const double *x_k = xt + k * m + i0, *bar_k = ubar + (1 + k) * m + i0, *zb = jt_b0 + i0;
+                const double lw = lap_mask[k] * w0_j[k];
+                double *out = jt_w0 + k * m + i0;
+                for (int64_t i = 0; i < len; i++) out[i] = (zb[i] * x_k[i] + s1w[i] * bar_k[i]) + s2w[i] * lw;
+            }
         }
     }
 }
