@@ -163,3 +163,21 @@ def test_the_jacobian_kernel_agrees_with_autodiff_into_any_layout(dim, lap_dims)
     for j in (fast, into):
         assert float((j - ref).abs().max() / ref.abs().max()) < 1e-13
     assert float((r - r_ref).abs().max()) < 1e-13
+
+
+def test_the_step_breakdown_script_times_the_parts_of_a_real_run():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).parents[1] / "scripts" / "step_breakdown.py"
+    spec = importlib.util.spec_from_file_location("step_breakdown", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    from pinnbench.core.objective import Objective
+    jacobian, geqrf = Objective.jacobian, torch.geqrf
+    run_step, parts = script.breakdown("laplace2d", "anagram", steps=9)
+    assert Objective.jacobian is jacobian and torch.geqrf is geqrf  # the timers are removed afterwards
+    assert {"Jacobian", "SVD", "spectrum", "line search", "  losses along d"} <= set(parts)
+    assert all(v > 0 for v in parts.values())
+    # the parts are inside the step: their sum cannot exceed it by more than timer noise
+    assert parts["Jacobian"] + parts["SVD"] + parts["line search"] < 1.5 * run_step
+    assert parts["  losses along d"] <= parts["line search"]

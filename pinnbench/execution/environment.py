@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .. import allocator
+from ..core import native
 from .._version import __version__
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -123,6 +124,7 @@ def environment(device: torch.device) -> dict[str, Any]:
     env = dict(_static_environment())
     env["torch_threads"] = torch.get_num_threads()
     env["malloc_tuned"] = allocator.tuned
+    env["native_kernels"] = native.status() if device.type == "cpu" else "not used off the CPU"
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env

@@ -412,7 +412,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ceilings = Ceilings(matmul_peak(timer, 2000 if device.type == "cpu" else 8192), copy_bandwidth(timer))
     env = environment(device)
     print(f"pinnbench probe: {env.get('gpu', env['cpu'])}, {device}, {torch.get_num_threads()} threads, "
-          f"{args.clock} clock, best of {args.repeat}", file=sys.stderr)
+          f"{args.clock} clock, best of {args.repeat}; compiled kernels: {env['native_kernels']}", file=sys.stderr)
     rates = activation_rates(timer)
     print(f"float64 matmul peak {ceilings.peak_gflops:.1f} GFLOP/s, copy bandwidth {ceilings.bandwidth_gbs:.1f} GB/s; "
           + ", ".join(f"{name} {ns:.2f} ns/value" for name, ns in rates.items()))
