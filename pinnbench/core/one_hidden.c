@@ -17,6 +17,7 @@
  * from the exact value by less than 1e-307); NaN propagates. Each candidate is computed by one caller thread
  * in a fixed order ([begin, end) lets a caller split the batch).
  */
+#include <stddef.h>
 #include <stdint.h>
 
 #define BLOCK 64
@@ -47,23 +48,29 @@ static const double Q0 = 3.00198505138664455042e-6, Q1 = 2.52448340349684104192e
  * lap_mask (dim,) is 1 for the Laplacian's coordinates and 0 elsewhere; rows_* are the first rows of the
  * W0 block (row j·dim + k), of b0 and of w in Jᵀ. */
 
-/* q = sigmoid(y0 - eta dy) for one block of points: the numerator, the factor of 2^k and k's bits. */
+/* The parts of q = sigmoid(y) = 1/(1 + e^t), t = -y, at entry i of a block: the numerator, the factor of 2^k
+ * and k's bits (q = num / (num + 2^k pos)). */
+static inline void sigmoid_parts_at(double t, int64_t i, double *num, double *pos, block_t *kbits) {
+    t = t > MAX_T ? MAX_T : t;
+    t = t < -MAX_T ? -MAX_T : t;
+    double k = t * LOG2E + SHIFT;
+    kbits->d[i] = k;
+    k -= SHIFT;
+    const double r = (t - k * LN2_HI) - k * LN2_LO;
+    const double rr = r * r;
+    const double p = r * ((P0 * rr + P1) * rr + P2);
+    const double q = ((Q0 * rr + Q1) * rr + Q2) * rr + Q3;
+    num[i] = q - p;
+    pos[i] = q + p;
+}
+
+/* q = sigmoid(y0 - eta dy) for one block of points (dy NULL: q = sigmoid(y0)). */
 static void sigmoid_parts(const double *y0, const double *dy, double eta, int64_t len, double *num,
                           double *pos, block_t *kbits) {
-    for (int64_t i = 0; i < len; i++) {
-        double t = eta * dy[i] - y0[i];
-        t = t > MAX_T ? MAX_T : t;
-        t = t < -MAX_T ? -MAX_T : t;
-        double k = t * LOG2E + SHIFT;
-        kbits->d[i] = k;
-        k -= SHIFT;
-        double r = (t - k * LN2_HI) - k * LN2_LO;
-        double rr = r * r;
-        double p = r * ((P0 * rr + P1) * rr + P2);
-        double q = ((Q0 * rr + Q1) * rr + Q2) * rr + Q3;
-        num[i] = q - p;
-        pos[i] = q + p;
-    }
+    if (dy)
+        for (int64_t i = 0; i < len; i++) sigmoid_parts_at(eta * dy[i] - y0[i], i, num, pos, kbits);
+    else
+        for (int64_t i = 0; i < len; i++) sigmoid_parts_at(-y0[i], i, num, pos, kbits);
 }
 
 void pinnbench_line_fields(int64_t n, int64_t m, int64_t dim, const double *y0, const double *dy,
@@ -126,7 +133,7 @@ void pinnbench_one_hidden_jacobian(int64_t n, int64_t m, int64_t dim, const doub
         double *jt_w = jt + (rows_w + j) * m, *jt_b0 = jt + (rows_b0 + j) * m, *jt_w0 = jt + (rows_w0 + j * dim) * m;
         for (int64_t i0 = 0; i0 < m; i0 += BLOCK) {
             const int64_t len = m - i0 < BLOCK ? m - i0 : BLOCK;
-            sigmoid_parts(y0 + j * m + i0, y0 + j * m + i0, 0.0, len, num, pos, &kbits);
+            sigmoid_parts(y0 + j * m + i0, NULL, 0.0, len, num, pos, &kbits);
             for (int64_t i = 0; i < len; i++) scale.i[i] = (kbits.i[i] - shift_bits + 1023) << 52;
             double s1w[BLOCK], s2w[BLOCK], tb[BLOCK];
             for (int64_t i = 0; i < len; i++) tb[i] = 0.0;
