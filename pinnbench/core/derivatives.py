@@ -15,7 +15,10 @@ What keeps the fast path close to the memory and BLAS limits:
   gradient, Laplacian): a layer is one matmul ``W @ h`` over all components and points, every elementwise
   pass runs along the M points, and the per-point parameter gradients of a layer are K rank-1 passes written
   straight into Jᵀ. J is therefore produced column-major (the transpose of a contiguous (P, M) tensor),
-  which is also the layout LAPACK wants for the SVD that follows.
+  which is also the layout LAPACK wants for the SVD that follows;
+- for one-hidden-layer nets on the CPU in float64, the line search's fields and the Jacobian's reverse run in
+  compiled C kernels (native.py, one fused pass per neuron and point), the torch code below being their
+  fallback and their reference in the tests.
 
 The generic path computes the same quantities with nested ``torch.func`` autodiff, point by point under
 ``vmap``. It is slower and exists to check the fast path and to serve operators the fast path cannot express.

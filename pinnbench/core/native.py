@@ -4,12 +4,12 @@ torch path.
 
 One kernel computes the fields at θ - η d for every η of a line search, the other the residual Jacobian's
 hidden-layer rows, each in one fused pass per (neuron, point) (docs/performance.md, issue #15): eager torch
-makes about nine passes through memory, and tens of small kernel launches, for the same work. It is built with ``-O3 -march=native`` for the machine it runs on; the shared object is cached under
-``$PINNBENCH_CACHE`` (default ``~/.cache/pinnbench``), keyed by the source, the flags, the compiler's version
-and the CPU, so a changed kernel or another machine never loads a stale build. ``PINNBENCH_NATIVE=0`` turns it
-off. The kernel runs on the calling thread: splitting the candidates over two threads measured no faster on
-2 cores (torch's OpenMP workers still hold the other core), and one thread keeps results independent of the
-thread count.
+makes about nine passes through memory, and tens of small kernel launches, for the same work. They are built
+with ``-O3 -march=native`` for the machine they run on; the shared object is cached under ``$PINNBENCH_CACHE``
+(default ``~/.cache/pinnbench``), keyed by the source, the flags, the compiler's version and the CPU, so a
+changed kernel or another machine never loads a stale build. ``PINNBENCH_NATIVE=0`` turns them off. They run
+on the calling thread: splitting the candidates over two threads measured no faster on 2 cores (torch's
+OpenMP workers still hold the other core), and one thread keeps results independent of the thread count.
 """
 from __future__ import annotations
 
