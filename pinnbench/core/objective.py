@@ -239,5 +239,6 @@ class Objective:
         self._count("residual_evals", b)
         with torch.no_grad():
             chunk = self._chunk(b, line=True)
-            return torch.cat([self.loss_from_residuals(self._residuals(theta, (direction, etas[i:i + chunk])))
-                              for i in range(0, b, chunk)])
+            losses = [self.loss_from_residuals(self._residuals(theta, (direction, etas[i:i + chunk])))
+                      for i in range(0, b, chunk)]
+            return losses[0] if len(losses) == 1 else torch.cat(losses)
