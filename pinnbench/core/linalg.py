@@ -1,9 +1,12 @@
 """Thin SVD of the residual Jacobian and the truncated pseudo-inverse built on it."""
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import torch
+
+from .blas_threads import set_openblas_threads
 
 
 class ThinSVD(NamedTuple):
@@ -64,6 +67,29 @@ QR_FIRST_RATIO = 1.4
 PINN-like spectra; LAPACK's gesdd switches to its own QR-first path at 11/6)."""
 
 
+@functools.cache
+def _openblas_on_one_thread() -> bool:
+    """Put scipy's OpenBLAS on one thread, once per process (runs set it per run: execution/run.py)."""
+    return set_openblas_threads(1) > 0
+
+
+def _square_svd(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(U, S, Vᵀ) of the small square factor R, which is overwritten. On the CPU in float64 with one torch
+    thread: LAPACK's gesdd through scipy (OpenBLAS, kept on one thread too), which ran 3-12% faster per
+    ANaGRAM step than MKL's on laplace2d and heat, 15-20% faster per SVD on allen_cahn's 921 x 921 R, 5% per
+    step on burgers (4x on its R at θ0, where MKL's gesdd took 3 s) (docs/performance.md). With more threads,
+    torch's:
+    two threaded runtimes on the same cores made the step 1.4-3x slower. Rᵀ is handed over in Fortran order
+    without a copy: gesdd(Rᵀ) = (V, S, Uᵀ)."""
+    if r.device.type == "cpu" and r.dtype == torch.float64 and torch.get_num_threads() == 1 \
+            and _openblas_on_one_thread():
+        from scipy.linalg import lapack
+        v, s, ut, info = lapack.dgesdd(r.mT.numpy(), full_matrices=0, overwrite_a=1)
+        if info == 0:
+            return torch.from_numpy(ut).mT, torch.from_numpy(s), torch.from_numpy(v).mT
+    return torch.linalg.svd(r)
+
+
 def _project_onto(u: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(c, ||r - u c||²) for orthonormal columns u: c = uᵀr, the outside part formed as r - u c."""
     c = u.mT @ r
@@ -92,7 +118,7 @@ class ImplicitSVD:
         self._u_r: torch.Tensor | None = None  # R's left singular vectors (None: the identity)
         if m >= QR_FIRST_RATIO * k:
             self._reflectors, self._tau = torch.geqrf(a)
-            self._u_r, self.S, vh = torch.linalg.svd(self._reflectors[:k].triu())
+            self._u_r, self.S, vh = _square_svd(self._reflectors[:k].triu())
         else:
             self._q, self.S, vh = torch.linalg.svd(a, full_matrices=False)
         self._v_r = vh.mT  # A = Q U_R S V_Rᵀ

@@ -30,6 +30,7 @@ from .environment import code_version, environment, source_hash
 from ..errors import PinnbenchError
 from ..hyperparameters import bind, construct
 from .instance import ProblemInstance, build, resolve_device
+from ..core.blas_threads import set_openblas_threads
 from ..core.optimizer import Converged
 from ..protocol import MAX_SEED, Protocol
 from ..core.problem import Problem
@@ -304,6 +305,7 @@ class _Execution:
         device = resolve_device(run.protocol.device)
         if run.threads:
             torch.set_num_threads(run.threads)
+        set_openblas_threads(torch.get_num_threads())  # scipy's LAPACK (the SVD of R) on the same threads
         seed_global_rngs(run.spec.seed)
         optimizer = construct(run.spec.optimizer, entries("optimizer")[run.spec.optimizer].cls, run.given)
         instance = build(run.spec.problem, run.spec.seed, run.protocol, device=str(device), layers=run.layers)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import ctypes
 import json
 import sys
 import time
@@ -36,6 +35,7 @@ from ..execution.environment import environment
 from ..errors import PinnbenchError
 from ..execution.instance import build, resolve_device
 from ..execution.run import RunObserver, RunSpec, execute
+from ..core.blas_threads import set_openblas_threads
 from ..core.linalg import SVD_ROUTES, implicit_svd, rank_above, relative_cutoff, thin_svd, truncated_solve
 from ..core.grid_search import grid_line_search
 from ..core.model import MLP
@@ -110,31 +110,6 @@ def activation_rates(timer: Timer, n: int = 2 ** 18, repeat: int = 5) -> dict[st
     kernels = {"tanh": lambda: torch.tanh(x, out=out), "sigmoid": lambda: torch.sigmoid(x, out=out),
                "addcmul": lambda: torch.addcmul(x, x, x, value=-1.0, out=out)}
     return {name: 1e9 * timer(kernel, repeat) / n for name, kernel in kernels.items()}
-
-
-def set_openblas_threads(n: int) -> int:
-    """Give every OpenBLAS loaded in this process (scipy's and numpy's LAPACK) ``n`` threads, as
-    ``torch.set_num_threads`` does for torch's BLAS, so that the scipy SVD routes are timed like the torch ones
-    (left alone, OpenBLAS spins one thread per core and slows ~100x on a busy machine). Returns the number of
-    libraries set; Linux only (0 elsewhere)."""
-    import scipy.linalg  # noqa: F401 - loads scipy's OpenBLAS
-    try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        return 0
-    paths = {line.split()[-1] for line in maps.splitlines()
-             if line.split()[-1].startswith("/") and "openblas" in Path(line.split()[-1]).name.lower()}
-    count = 0
-    for path in sorted(paths):
-        library = ctypes.CDLL(path)
-        for symbol in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                       "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            setter = getattr(library, symbol, None)
-            if setter is not None:
-                setter(ctypes.c_int(n))
-                count += 1
-                break
-    return count
 
 
 # ---------------------------------------------------------------------------------------------- models
