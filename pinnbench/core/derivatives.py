@@ -265,25 +265,34 @@ def taylor_forward_along(model: MLP, theta: torch.Tensor, direction: torch.Tenso
     once (as sigmoid arguments -2 z0, -2 dz) and each candidate's first layer costs one fused multiply-add
     instead of a matmul and a bias.
     """
+    if len(model.layers) == 3 and lap_dims is not None and native.applies(x, x.shape[1]):
+        return _one_hidden_fields_native(model, theta, direction, etas, x, _lap_index(lap_dims))
     candidates = theta.unsqueeze(0) - etas.unsqueeze(1) * direction.unsqueeze(0)
     if len(model.layers) == 2:  # no hidden layer: u is affine in x, nothing to share
         return _forward(model, candidates, x, lap_dims, None)
     (w0, b0), (dw0, db0) = model.unflatten(theta)[0], model.unflatten(direction)[0]
     xt = x.mT
     y0, dy = _sigmoid_arguments(w0, b0, xt), _sigmoid_arguments(dw0, db0, xt)
-    if len(model.layers) == 3 and lap_dims is not None and native.applies(x, x.shape[1]):
-        return _one_hidden_fields_native(model.unflatten(candidates), y0, dy, etas, _lap_index(lap_dims))
     return _forward(model, candidates, x, lap_dims, None, torch.addcmul(y0, etas.view(-1, 1, 1), dy, value=-1.0))
 
 
-def _one_hidden_fields_native(layers: list[tuple[torch.Tensor, torch.Tensor]], y0: torch.Tensor,
-                              dy: torch.Tensor, etas: torch.Tensor, lap: Index) -> Fields:
-    """:func:`_one_hidden_fields` of the candidates, the per-point work in the compiled kernel (native.py):
-    the same coefficients of q, g, h, summed in one fused pass instead of nine passes through memory."""
-    (w0, _), (w, b) = layers
-    u, grad, lap_u = native.one_hidden_line_fields(
-        y0, dy, etas, (-2.0 * w).squeeze(-2), (b + w.sum(-1)).squeeze(-1), (4.0 * w0 * w.mT).mT,
-        (-8.0 * _first_layer_sums(w0, lap).unsqueeze(-2) * w).squeeze(-2))
+def _lap_mask(d: int, lap: Index, dtype: torch.dtype) -> torch.Tensor:
+    """1 on the Laplacian's coordinates, 0 elsewhere (d,): how the kernels take ``lap``."""
+    mask = torch.zeros(d, dtype=dtype)
+    mask[lap] = 1.0
+    return mask
+
+
+def _one_hidden_fields_native(model: MLP, theta: torch.Tensor, direction: torch.Tensor, etas: torch.Tensor,
+                              x: torch.Tensor, lap: Index) -> Fields:
+    """:func:`_one_hidden_fields` of the candidates θ - η d on the compiled kernels (native.py): the
+    coefficients of q, g, h per candidate in one call, the fields summed in one fused pass per neuron and point
+    instead of nine passes through memory."""
+    layers, steps = model.unflatten(theta), model.unflatten(direction)
+    xt = x.mT
+    coefficients = native.line_coefficients(etas, layers, steps, _lap_mask(x.shape[1], lap, theta.dtype))
+    y0, dy = _sigmoid_arguments(*layers[0], xt), _sigmoid_arguments(*steps[0], xt)
+    u, grad, lap_u = native.one_hidden_line_fields(y0, dy, etas, *coefficients)
     return Fields(u, grad.mT, lap_u)
 
 
@@ -420,9 +429,8 @@ def _one_hidden_jacobian_native(model: MLP, theta: torch.Tensor, x: torch.Tensor
     jt = torch.empty(model.n_params, x.shape[0], dtype=theta.dtype) if out is None or not out.mT.is_contiguous() \
         else out.mT
     (w0_rows, b0_rows, *_), (w_rows, b_rows, *_) = model.slices
-    mask = torch.zeros(d, dtype=theta.dtype)
-    mask[lap] = 1.0
-    native.one_hidden_jacobian(jt, y0, w0, w[0], mask, xt, ubar, w0_rows.start, b0_rows.start, w_rows.start)
+    native.one_hidden_jacobian(jt, y0, w0, w[0], _lap_mask(d, lap, theta.dtype), xt, ubar, w0_rows.start,
+                               b0_rows.start, w_rows.start)
     jt[b_rows] = ubar[:1]
     if out is None:
         return jt.mT, r

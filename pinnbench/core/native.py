@@ -67,12 +67,15 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
                     return None, f"unavailable: {Path(compiler).name} failed: {result.stderr.strip()[:200]}"
                 os.replace(built, target)  # atomic: a concurrent run sees the whole file or none
         library = ctypes.CDLL(str(target))
-        line, jacobian = library.pinnbench_line_fields, library.pinnbench_one_hidden_jacobian
+        signatures = {"pinnbench_line_fields": [_POINTER] * 10 + [ctypes.c_int64] * 2,
+                      "pinnbench_line_coefficients": [_POINTER] * 11,
+                      "pinnbench_one_hidden_jacobian": [_POINTER] * 7 + [ctypes.c_int64] * 3}
+        for name, arguments in signatures.items():
+            function = getattr(library, name)
+            function.restype = None
+            function.argtypes = [ctypes.c_int64] * 3 + arguments  # every kernel starts with three sizes
     except (OSError, subprocess.SubprocessError, AttributeError) as exc:
         return None, f"unavailable: {type(exc).__name__}: {exc}"[:240]
-    line.restype = jacobian.restype = None
-    line.argtypes = [ctypes.c_int64] * 3 + [_POINTER] * 10 + [ctypes.c_int64] * 2
-    jacobian.argtypes = [ctypes.c_int64] * 3 + [_POINTER] * 7 + [ctypes.c_int64] * 3
     return library, f"compiled ({target.name})"
 
 
@@ -105,6 +108,24 @@ def one_hidden_line_fields(y0: torch.Tensor, dy: torch.Tensor, etas: torch.Tenso
     grad = y0.new_empty(b, dim, m)
     library.pinnbench_line_fields(n, m, dim, *(_ptr(t) for t in (*args, u, grad, lap)), 0, b)
     return u, grad, lap
+
+
+def line_coefficients(etas: torch.Tensor, theta_layers: list[tuple[torch.Tensor, torch.Tensor]],
+                      direction_layers: list[tuple[torch.Tensor, torch.Tensor]], lap_mask: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """au (B, n), cu (B,), ag (B, dim, n), ah (B, n) of :func:`one_hidden_line_fields` for the candidates
+    θ - η d, from the layers of θ and d (``MLP.unflatten``) (see one_hidden.c). Call only where :func:`applies`."""
+    library = _load()[0]
+    assert library is not None
+    (w0, b0), (w, b) = theta_layers
+    (dw0, _), (dw, db) = direction_layers
+    n, dim = w0.shape
+    nb = etas.shape[0]
+    au, ah, cu = w0.new_empty(nb, n), w0.new_empty(nb, n), w0.new_empty(nb)
+    ag = w0.new_empty(nb, dim, n)
+    args = [t.contiguous() for t in (etas, w0, dw0, w, dw, b, db, lap_mask)]
+    library.pinnbench_line_coefficients(n, dim, nb, *(_ptr(t) for t in (*args, au, cu, ag, ah)))
+    return au, cu, ag, ah
 
 
 def one_hidden_jacobian(jt: torch.Tensor, y0: torch.Tensor, w0: torch.Tensor, w: torch.Tensor,

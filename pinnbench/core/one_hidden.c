@@ -161,3 +161,30 @@ void pinnbench_one_hidden_jacobian(int64_t n, int64_t m, int64_t dim, const doub
         }
     }
 }
+
+/* pinnbench_line_coefficients: the per-candidate coefficients pinnbench_line_fields takes, for the candidates
+ * θ - η d of a one-hidden-layer net: with W0(η) = W0 - η dW0 (n, dim), w(η) = w - η dw (n), b(η) = b - η db,
+ * au = -2 w(η), cu = b(η) + Σ w(η), ag[k] = 4 W0(η)[:, k] ⊙ w(η), ah = -8 (Σ_{k in lap} W0(η)[:, k]²) ⊙ w(η).
+ * lap_mask (dim,) is 1 on the Laplacian's coordinates. */
+void pinnbench_line_coefficients(int64_t n, int64_t dim, int64_t nb, const double *etas, const double *w0,
+                                 const double *dw0, const double *w, const double *dw, const double *b,
+                                 const double *db, const double *lap_mask, double *au, double *cu, double *ag,
+                                 double *ah) {
+    for (int64_t c = 0; c < nb; c++) {
+        const double eta = etas[c];
+        double sum_w = 0.0;
+        for (int64_t j = 0; j < n; j++) {
+            const double w_j = w[j] - eta * dw[j];
+            double c_j = 0.0;
+            for (int64_t k = 0; k < dim; k++) {
+                const double w0_jk = w0[j * dim + k] - eta * dw0[j * dim + k];
+                ag[(c * dim + k) * n + j] = 4.0 * w0_jk * w_j;
+                c_j += lap_mask[k] * w0_jk * w0_jk;
+            }
+            au[c * n + j] = -2.0 * w_j;
+            ah[c * n + j] = -8.0 * c_j * w_j;
+            sum_w += w_j;
+        }
+        cu[c] = (b[0] - eta * db[0]) + sum_w;
+    }
+}
