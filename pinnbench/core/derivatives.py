@@ -265,7 +265,7 @@ def taylor_forward_along(model: MLP, theta: torch.Tensor, direction: torch.Tenso
     once (as sigmoid arguments -2 z0, -2 dz) and each candidate's first layer costs one fused multiply-add
     instead of a matmul and a bias.
     """
-    if len(model.layers) == 3 and lap_dims is not None and native.applies(x, x.shape[1]):
+    if one_hidden_kernels_serve(model, x, lap_dims):
         return _one_hidden_fields_native(model, theta, direction, etas, x, _lap_index(lap_dims))
     candidates = theta.unsqueeze(0) - etas.unsqueeze(1) * direction.unsqueeze(0)
     if len(model.layers) == 2:  # no hidden layer: u is affine in x, nothing to share
@@ -274,6 +274,12 @@ def taylor_forward_along(model: MLP, theta: torch.Tensor, direction: torch.Tenso
     xt = x.mT
     y0, dy = _sigmoid_arguments(w0, b0, xt), _sigmoid_arguments(dw0, db0, xt)
     return _forward(model, candidates, x, lap_dims, None, torch.addcmul(y0, etas.view(-1, 1, 1), dy, value=-1.0))
+
+
+def one_hidden_kernels_serve(model: MLP, x: torch.Tensor, lap_dims: tuple[int, ...] | None) -> bool:
+    """Whether the compiled kernels compute this net's line-search fields and Jacobian at points x: one hidden
+    layer, second derivatives wanted, and what :func:`native.applies` asks (CPU, float64, no autograd)."""
+    return len(model.layers) == 3 and lap_dims is not None and native.applies(x, x.shape[1])
 
 
 def _lap_mask(d: int, lap: Index, dtype: torch.dtype) -> torch.Tensor:
@@ -418,19 +424,18 @@ def _one_hidden_jacobian_native(model: MLP, theta: torch.Tensor, x: torch.Tensor
     """:func:`residual_jacobian` of a one-hidden-layer net on the compiled kernels (native.py): the fields from
     the line kernel at η = 0, the cotangents by autograd through the residual, the rows of Jᵀ from the reverse
     kernel (the computation of :func:`_reverse_one_hidden`)."""
-    (w0, b0), (w, b) = model.unflatten(theta)
-    d, lap = x.shape[1], _lap_index(lap_dims)
+    layers = model.unflatten(theta)
+    (w0, b0), (w, _) = layers
+    mask = _lap_mask(x.shape[1], _lap_index(lap_dims), theta.dtype)
     xt = x.mT.contiguous()
     y0 = _sigmoid_arguments(w0, b0, xt)
-    u, grad, lap_u = native.one_hidden_line_fields(
-        y0, y0, torch.zeros(1, dtype=theta.dtype), -2.0 * w, b + w.sum(-1), (4.0 * w0 * w.mT).mT.unsqueeze(0),
-        -8.0 * _first_layer_sums(w0, lap).unsqueeze(0) * w)
+    eta0 = torch.zeros(1, dtype=theta.dtype)  # θ itself: the line θ - 0·θ
+    u, grad, lap_u = native.one_hidden_line_fields(y0, y0, eta0, *native.line_coefficients(eta0, layers, layers, mask))
     r, ubar = _output_cotangents(x, Fields(u[0], grad[0].mT, lap_u[0]), residual)
     jt = torch.empty(model.n_params, x.shape[0], dtype=theta.dtype) if out is None or not out.mT.is_contiguous() \
         else out.mT
     (w0_rows, b0_rows, *_), (w_rows, b_rows, *_) = model.slices
-    native.one_hidden_jacobian(jt, y0, w0, w[0], _lap_mask(d, lap, theta.dtype), xt, ubar, w0_rows.start,
-                               b0_rows.start, w_rows.start)
+    native.one_hidden_jacobian(jt, y0, w0, w[0], mask, xt, ubar, w0_rows.start, b0_rows.start, w_rows.start)
     jt[b_rows] = ubar[:1]
     if out is None:
         return jt.mT, r
@@ -449,7 +454,7 @@ def residual_jacobian(model: MLP, theta: torch.Tensor, x: torch.Tensor, lap_dims
     """
     theta = theta.detach()
     with torch.no_grad():
-        if len(model.layers) == 3 and lap_dims is not None and native.applies(x, x.shape[1]):
+        if one_hidden_kernels_serve(model, x, lap_dims):
             return _one_hidden_jacobian_native(model, theta, x, lap_dims, residual, out)
     trace = _Trace()
     with torch.no_grad():

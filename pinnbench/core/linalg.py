@@ -78,8 +78,7 @@ def _square_svd(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     thread: LAPACK's gesdd through scipy (OpenBLAS, kept on one thread too), which ran 3-12% faster per
     ANaGRAM step than MKL's on laplace2d and heat, 15-20% faster per SVD on allen_cahn's 921 x 921 R, 5% per
     step on burgers (4x on its R at θ0, where MKL's gesdd took 3 s) (docs/performance.md). With more threads,
-    torch's:
-    two threaded runtimes on the same cores made the step 1.4-3x slower. Rᵀ is handed over in Fortran order
+    torch's: two threaded runtimes on the same cores made the step 1.4-3x slower. Rᵀ is handed over in Fortran order
     without a copy: gesdd(Rᵀ) = (V, S, Uᵀ)."""
     if r.device.type == "cpu" and r.dtype == torch.float64 and torch.get_num_threads() == 1 \
             and _openblas_on_one_thread():

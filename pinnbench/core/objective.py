@@ -11,8 +11,8 @@ from dataclasses import dataclass, fields as dc_fields
 
 import torch
 
-from . import native
-from .derivatives import Fields, generic_jacobian, residual_jacobian, taylor_forward, taylor_forward_along
+from .derivatives import (Fields, generic_jacobian, one_hidden_kernels_serve, residual_jacobian, taylor_forward,
+                          taylor_forward_along)
 from .model import MLP
 from .problem import ResidualGroup
 
@@ -217,7 +217,7 @@ class Objective:
         one-hidden-layer net on the compiled kernel holds only its output fields."""
         budget = self._batch_memory if self.device.type != "cpu" else min(self._batch_memory, CPU_CHUNK_BYTES)
         per_theta = self._bytes_per_theta
-        if line and len(self.model.layers) == 3 and native.applies(self.groups[0].points, self.model.layers[0]):
+        if line and all(one_hidden_kernels_serve(self.model, fp.points, fp.lap_dims) for fp in self._passes):
             per_theta = 8 * self.n_residuals * (self.model.layers[0] + 3)
         return max(1, min(b, budget // per_theta))
 
