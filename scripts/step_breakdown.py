@@ -4,7 +4,8 @@
 
 Runs one real ``pinnbench.execution.run.execute`` (paper points, seed 6865, the problem's published
 hyperparameters: what ``pinnbench.perf.probe.in_run_step`` times) with wall-clock timers wrapped around the
-calls a step makes: the Jacobian, the SVD (its QR and the SVD of R), the spectral diagnostics, the line search
+calls a step makes: the Jacobian, the SVD (its QR and the SVD of R, or the SVD of a near-square J), the spectral
+diagnostics, the line search
 (and, inside it, the evaluation of the losses along the direction). Prints the median ms of each part over steps 6+,
 the step by the run's own clock, and the step against its SVD (issue #15: the SVD-bound problems' floor).
 The timers cost ~1 µs per call; wrapped parts are the optimizer module's own names, so nothing else changes.
@@ -58,6 +59,7 @@ class StepTimers:
 
 def breakdown(problem: str, optimizer: str, steps: int) -> tuple[float, dict[str, float]]:
     """(the run's median step, {part: median seconds per step}) over steps FIRST_STEP+."""
+    from pinnbench.core import linalg
     from pinnbench.core.linalg import ImplicitSVD
     from pinnbench.core.objective import Objective
     from pinnbench.perf import probe
@@ -71,7 +73,7 @@ def breakdown(problem: str, optimizer: str, steps: int) -> tuple[float, dict[str
                if hasattr(module, name)]
     targets += [(Objective, "jacobian", "Jacobian"), (ImplicitSVD, "direction", "direction"),
                 (Objective, "losses_along", "  losses along d"), (torch, "geqrf", "  QR (geqrf)"),
-                (torch.linalg, "svd", "  SVD of R (or of J)")]
+                (linalg, "_square_svd", "  SVD of R"), (torch.linalg, "svd", "  SVD of J (no QR)")]
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in targets] + [(cls, "step", cls.step)]
     try:
         for owner, name, label in targets:
@@ -97,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from pinnbench.core import native
     from pinnbench.perf.probe import set_openblas_threads
-    set_openblas_threads(args.threads)
+    set_openblas_threads(1)  # as a run sets it (execution/run.py)
     run_step, parts = breakdown(args.problem, args.optimizer, args.steps)
     print(f"{args.problem} {args.optimizer}, {args.threads} thread(s), median ms over steps {FIRST_STEP}-{args.steps}"
           f" of a real run; compiled kernels: {native.status()}")
-    order = ["Jacobian", "SVD", "  QR (geqrf)", "  SVD of R (or of J)", "spectrum", "direction", "line search",
-             "  losses along d"]
+    order = ["Jacobian", "SVD", "  QR (geqrf)", "  SVD of R", "  SVD of J (no QR)", "spectrum", "direction",
+             "line search", "  losses along d"]
     for label in order + sorted(set(parts) - set(order)):
         if label in parts:
             print(f"  {label:20s} {1e3 * parts[label]:9.3f}")

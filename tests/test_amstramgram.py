@@ -130,9 +130,9 @@ def test_line_search_grid_is_the_authors():
 
 
 def test_portfolio_is_never_worse_than_anagram_at_equal_steps_and_its_anagram_track_is_anagram():
-    # two torch threads: the SVD of R then goes through torch's LAPACK (linalg._square_svd takes scipy's at one
-    # thread), and at θ0, where J's smallest singular values are rounding noise, the route decides the
-    # adaptive track's first rank choices (at one thread the adaptive track leads from step 1)
+    # two torch threads: torch's threaded kernels (the QR among them) round differently at one and two threads,
+    # and at θ0, where J's smallest singular values are rounding noise, that decides the adaptive track's first
+    # rank choices (at one thread the adaptive track leads from step 1)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

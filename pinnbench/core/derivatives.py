@@ -162,6 +162,16 @@ def _lean_activation(y: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor
     return a, torch.addcmul(_ONE.to(y.dtype), a, a, value=-1.0, out=y)
 
 
+def _squared_norms(z: torch.Tensor) -> torch.Tensor:
+    """Σ_k z_k² over the components axis of z (..., K, M) -> (..., M), one pass per component (a sum over the
+    axis zero-fills its output first, a pass of its own where K is 1 or 2)."""
+    first = z[..., 0, :]
+    total = first * first
+    for k in range(1, z.shape[-2]):
+        total.addcmul_(z[..., k, :], z[..., k, :])
+    return total
+
+
 def _deep_fields(y: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]], d: int, lap: Index
                  ) -> Fields:
     """Fields of a net with two or more hidden layers from the first layer's sigmoid arguments y (..., n, M),
@@ -181,9 +191,8 @@ def _deep_fields(y: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]
         z = _linear(w_k, h)
         y_k = _hidden_arguments(z[..., 0, :], b_k)
         z_grad, z_lap = z[..., 1:d + 1, :], z[..., d + 1, :]
-        z_sq = z_grad[..., lap, :]
         a, s1 = _lean_activation(y_k, z[..., 0, :])  # z's value component is no longer needed
-        curvature = torch.addcmul(z_lap, a, (z_sq * z_sq).sum(-2), value=-2.0)
+        curvature = torch.addcmul(z_lap, a, _squared_norms(z_grad[..., lap, :]), value=-2.0)
         h = z
         torch.mul(s1, curvature, out=h[..., d + 1, :])
         h[..., 1:d + 1, :].mul_(s1.unsqueeze(-2))

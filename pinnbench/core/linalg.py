@@ -6,6 +6,8 @@ from typing import Callable, NamedTuple
 
 import torch
 
+from . import bidiagonal
+from .bidiagonal import BidiagonalSVD
 from .blas_threads import set_openblas_threads
 
 
@@ -73,20 +75,49 @@ def _openblas_on_one_thread() -> bool:
     return set_openblas_threads(1) > 0
 
 
-def _square_svd(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(U, S, Vᵀ) of the small square factor R, which is overwritten. On the CPU in float64 with one torch
-    thread: LAPACK's gesdd through scipy (OpenBLAS, kept on one thread too), which ran 3-12% faster per
-    ANaGRAM step than MKL's on laplace2d and heat, 15-20% faster per SVD on allen_cahn's 921 x 921 R, 5% per
-    step on burgers (4x on its R at θ0, where MKL's gesdd took 3 s) (docs/performance.md). With more threads,
-    torch's: two threaded runtimes on the same cores made the step 1.4-3x slower. Rᵀ is handed over in Fortran order
-    without a copy: gesdd(Rᵀ) = (V, S, Uᵀ)."""
-    if r.device.type == "cpu" and r.dtype == torch.float64 and torch.get_num_threads() == 1 \
-            and _openblas_on_one_thread():
-        from scipy.linalg import lapack
-        v, s, ut, info = lapack.dgesdd(r.mT.numpy(), full_matrices=0, overwrite_a=1)
-        if info == 0:
-            return torch.from_numpy(ut).mT, torch.from_numpy(s), torch.from_numpy(v).mT
-    return torch.linalg.svd(r)
+class _ExplicitSquareSVD:
+    """A small SVD with its factors formed: U (None: the identity), S, V, applied by products."""
+
+    def __init__(self, u: torch.Tensor | None, s: torch.Tensor, v: torch.Tensor) -> None:
+        self._u, self.S, self._v = u, s, v
+
+    def left(self, x: torch.Tensor, transpose: bool = False) -> torch.Tensor:
+        if self._u is None:
+            return x
+        return self._u.mT @ x if transpose else self._u @ x
+
+    def right(self, x: torch.Tensor, transpose: bool = False) -> torch.Tensor:
+        return self._v.mT @ x if transpose else self._v @ x
+
+
+class _ImplicitSquareSVD:
+    """A small SVD kept as LAPACK's bidiagonalization (:class:`pinnbench.core.bidiagonal.BidiagonalSVD`),
+    applied to torch vectors."""
+
+    def __init__(self, r: torch.Tensor) -> None:
+        self._svd = BidiagonalSVD(r.numpy())
+        self.S = torch.from_numpy(self._svd.S)
+
+    def left(self, x: torch.Tensor, transpose: bool = False) -> torch.Tensor:
+        return torch.from_numpy(self._svd.left(x.numpy(), transpose))
+
+    def right(self, x: torch.Tensor, transpose: bool = False) -> torch.Tensor:
+        return torch.from_numpy(self._svd.right(x.numpy(), transpose))
+
+
+def _square_svd(r: torch.Tensor) -> _ExplicitSquareSVD | _ImplicitSquareSVD:
+    """The SVD of the small square factor R (contiguous; overwritten). On the CPU in float64: LAPACK's gebrd +
+    bdsdc through scipy (OpenBLAS, kept on one thread), with U and V left as reflectors: gesdd's algorithm
+    without its two n³ products, 1.3-1.6x faster than gesdd on the paper's R at one or two torch threads, where
+    OpenBLAS on two threads was slower (docs/performance.md). Elsewhere torch.linalg.svd, with U and V formed."""
+    if r.device.type == "cpu" and r.dtype == torch.float64 and r.shape[0] > 0 and bidiagonal.available():
+        _openblas_on_one_thread()
+        try:
+            return _ImplicitSquareSVD(r)
+        except bidiagonal.LapackError:  # bdsdc did not converge: torch's gesdd decides
+            pass
+    u, s, vh = torch.linalg.svd(r)
+    return _ExplicitSquareSVD(u, s, vh.mT)
 
 
 def _project_onto(u: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,12 +131,12 @@ class ImplicitSVD:
     """The thin SVD J = U diag(S) Vᵀ with its long factor kept as the Householder reflectors of a QR.
 
     The tall orientation A (m x n) of J (A = J, or Jᵀ when N < P) is factored A = Q R (LAPACK geqrf) and only
-    the small square R = U_R S V_Rᵀ is decomposed (gesdd). What the SVD-based optimizers use then costs
-    O(m·n): the spectral coefficients Uᵀr (:meth:`coefficients`) and the truncated pseudo-inverse direction
-    V_k S_k⁻¹ c_k (:meth:`direction`). Forming the long factor is what makes LAPACK's full thin SVD cost
-    1.4-2.4x more at the paper sizes; :attr:`U` and :attr:`V` still give it on request. Near-square A
-    (m < QR_FIRST_RATIO·n), where a QR first costs more than it saves, is decomposed directly.
-    The same decomposition as :func:`thin_svd` up to the signs of singular-vector pairs.
+    the small square R = U_R S V_Rᵀ is decomposed (:func:`_square_svd`, whose U_R and V_R stay reflectors too).
+    What the SVD-based optimizers use then costs O(m·n): the spectral coefficients Uᵀr (:meth:`coefficients`)
+    and the truncated pseudo-inverse direction V_k S_k⁻¹ c_k (:meth:`direction`). Forming the long factor is
+    what makes LAPACK's full thin SVD cost 1.4-2.4x more at the paper sizes; :attr:`U` and :attr:`V` still
+    give it on request. Near-square A (m < QR_FIRST_RATIO·n), where a QR first costs more than it saves, is
+    decomposed directly. The same decomposition as :func:`thin_svd` up to the signs of singular-vector pairs.
     """
 
     def __init__(self, jac: torch.Tensor) -> None:
@@ -114,24 +145,21 @@ class ImplicitSVD:
         a = jac.mT if self.transposed else jac
         m, k = a.shape
         self._q: torch.Tensor | None = None  # the long factor itself, when A was decomposed directly
-        self._u_r: torch.Tensor | None = None  # R's left singular vectors (None: the identity)
         if m >= QR_FIRST_RATIO * k:
             self._reflectors, self._tau = torch.geqrf(a)
-            self._u_r, self.S, vh = _square_svd(self._reflectors[:k].triu())
+            self._small = _square_svd(self._reflectors[:k].triu())  # A = Q U_R S V_Rᵀ
         else:
-            self._q, self.S, vh = torch.linalg.svd(a, full_matrices=False)
-        self._v_r = vh.mT  # A = Q U_R S V_Rᵀ
+            self._q, s, vh = torch.linalg.svd(a, full_matrices=False)
+            self._small = _ExplicitSquareSVD(None, s, vh.mT)  # A = Q S Vᵀ
+        self.S = self._small.S
 
     def _long(self, small: torch.Tensor) -> torch.Tensor:
-        """Q @ small for small (k, c): columns of the long factor from left singular vectors of R."""
+        """Q @ small for small (k, c): columns of the long factor from vectors of R's left space."""
         if self._q is not None:
             return self._q[:, :small.shape[0]] @ small
         padded = small.new_zeros(self._reflectors.shape[0], small.shape[1])
         padded[:small.shape[0]] = small
         return torch.ormqr(self._reflectors, self._tau, padded)
-
-    def _long_factor(self) -> torch.Tensor:
-        return self._q if self._u_r is None else self._long(self._u_r)
 
     def coefficients(self, r: torch.Tensor) -> torch.Tensor:
         """c = Uᵀ r (k,)."""
@@ -143,29 +171,42 @@ class ImplicitSVD:
         With the QR, Qᵀr is formed whole (m,): its first k entries give c, the rest is the outside part, so its
         norm comes without the cancellation of ||r||² - ||c||².
         """
-        if self.transposed or self._u_r is None:
-            return _project_onto(self._v_r if self.transposed else self._q, r)
+        if self.transposed:  # U = V_R, square: the outside part is rounding, formed as r - U c
+            c = self._small.right(r, transpose=True)
+            outside = r - self._small.right(c)
+            return c, outside @ outside
+        if self._q is not None:
+            c, outside_sq = _project_onto(self._q, r)
+            return self._small.left(c, transpose=True), outside_sq
         k = self.S.numel()
         qtr = torch.ormqr(self._reflectors, self._tau, r.unsqueeze(-1), transpose=True)[:, 0]
-        return self._u_r.mT @ qtr[:k], qtr[k:] @ qtr[k:]
+        return self._small.left(qtr[:k].contiguous(), transpose=True), qtr[k:] @ qtr[k:]
 
     def direction(self, coefficients: torch.Tensor, rank: int) -> torch.Tensor:
         """d = V_k S_k⁻¹ c_k with the ``rank`` largest singular values (c = :meth:`coefficients` of r)."""
-        scaled = coefficients[:rank] / self.S[:rank]
+        scaled = torch.zeros_like(self.S)
+        scaled[:rank] = coefficients[:rank] / self.S[:rank]
         if not self.transposed:
-            return self._v_r[:, :rank] @ scaled
-        small = scaled if self._u_r is None else self._u_r[:, :rank] @ scaled
-        return self._long(small.unsqueeze(-1))[:, 0]
+            return self._small.right(scaled)
+        return self._long(self._small.left(scaled).unsqueeze(-1))[:, 0]
+
+    def _long_factor(self) -> torch.Tensor:
+        """U_A = Q U_R (m, k), formed."""
+        return self._long(self._small.left(torch.eye(self.S.numel(), dtype=self.S.dtype, device=self.S.device)))
+
+    def _square_factor(self) -> torch.Tensor:
+        """V_A = V_R (k, k), formed."""
+        return self._small.right(torch.eye(self.S.numel(), dtype=self.S.dtype, device=self.S.device))
 
     @property
     def U(self) -> torch.Tensor:  # noqa: N802 - the ThinSVD field name
         """U (N, k), formed on request."""
-        return self._v_r if self.transposed else self._long_factor()
+        return self._square_factor() if self.transposed else self._long_factor()
 
     @property
     def V(self) -> torch.Tensor:  # noqa: N802 - the ThinSVD field name
         """V (P, k), formed on request."""
-        return self._long_factor() if self.transposed else self._v_r
+        return self._long_factor() if self.transposed else self._square_factor()
 
 
 def implicit_svd(jac: torch.Tensor) -> ImplicitSVD:

@@ -305,7 +305,7 @@ class _Execution:
         device = resolve_device(run.protocol.device)
         if run.threads:
             torch.set_num_threads(run.threads)
-        set_openblas_threads(torch.get_num_threads())  # scipy's LAPACK (the SVD of R) on the same threads
+        set_openblas_threads(1)  # scipy's LAPACK (the SVD of R): a second thread measured slower
         seed_global_rngs(run.spec.seed)
         optimizer = construct(run.spec.optimizer, entries("optimizer")[run.spec.optimizer].cls, run.given)
         instance = build(run.spec.problem, run.spec.seed, run.protocol, device=str(device), layers=run.layers)

@@ -382,7 +382,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     unknown = [o for o in optimizers if o not in registered]
     if unknown:
         raise PinnbenchError(f"unknown optimizer {unknown[0]!r}; accepted: {', '.join(registered)}")
-    set_openblas_threads(torch.get_num_threads())
+    set_openblas_threads(1)  # as runs set it (execution/run.py)
     timer = Timer(device, time.process_time if args.clock == "cpu" else time.perf_counter)
     ceilings = Ceilings(matmul_peak(timer, 2000 if device.type == "cpu" else 8192), copy_bandwidth(timer))
     env = environment(device)
