@@ -1,4 +1,4 @@
-"""The compiled one-hidden-layer kernels (pinnbench/core/one_hidden.c) against the torch paths they replace, their
+"""The compiled kernels (pinnbench/core/one_hidden.c, deep_line.c) against the torch paths they replace, their
 build cache and fallbacks; and the shared Taylor passes of the objective against one pass per group."""
 import shutil
 
@@ -7,7 +7,7 @@ import torch
 
 import pinnbench
 from pinnbench.core import native
-from pinnbench.core.derivatives import _one_hidden_fields, _sigmoid_arguments, taylor_forward_along
+from pinnbench.core.derivatives import _forward, _one_hidden_fields, _sigmoid_arguments, taylor_forward_along
 from pinnbench.objective import Objective
 
 needs_compiler = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
@@ -42,6 +42,38 @@ def test_the_kernel_gives_the_torch_fields_to_rounding(dim, lap_dims):
 
 
 @needs_compiler
+@pytest.mark.parametrize("layers, lap_dims", [((2, 20, 20, 20, 1), (1,)), ((2, 7, 5, 1), (0, 1)),
+                                              ((5, 13, 9, 6, 1), (0, 1, 2, 3, 4)), ((3, 8, 8, 1), (0, 2))])
+def test_the_deep_kernel_gives_the_torch_fields_to_rounding_on_any_thread_count(layers, lap_dims):
+    gen = torch.Generator().manual_seed(len(layers) + layers[1])
+    model = pinnbench.MLP(layers)
+    theta = model.init(gen, std=0.8)  # some neurons saturate
+    direction = 2.0 * torch.randn(model.n_params, generator=gen, dtype=torch.float64)
+    etas = torch.cat([torch.pow(2.0, -torch.arange(31, dtype=torch.float64)), torch.tensor([40.0, -3.0])])
+    x = torch.rand(203, layers[0], generator=gen, dtype=torch.float64)  # not a multiple of the kernel's tile
+    candidates = theta.unsqueeze(0) - etas.unsqueeze(1) * direction.unsqueeze(0)
+    threads = torch.get_num_threads()
+    try:
+        with torch.no_grad():
+            assert native.applies(x, layers[0]), native.status()
+            ref = _forward(model, candidates, x, lap_dims, None)  # the torch pass
+            by_threads = []
+            for n in (1, 2, 3):
+                torch.set_num_threads(n)
+                by_threads.append(taylor_forward_along(model, theta, direction, etas, x, lap_dims))
+    finally:
+        torch.set_num_threads(threads)
+    # at η = 40 most neurons saturate and the torch pass loses digits to s1 = 1 - a² (against autograd through
+    # torch.tanh: the kernel's 4 q (1 - q) 1.4e-10, the torch pass 1.3e-9); elsewhere both are exact to rounding
+    tolerance = torch.where(etas.abs() > 10.0, 1e-8, 1e-12)
+    for a, b in zip(by_threads[0], ref):
+        scale = b.abs().amax(dim=tuple(range(1, b.dim())), keepdim=True).clamp_min(1.0)
+        assert bool(((a - b).abs() / scale).amax(dim=tuple(range(1, b.dim()))).le(tolerance).all())
+    for other in by_threads[1:]:  # each (candidate, tile) is computed by one thread in a fixed order
+        assert all(torch.equal(a, b) for a, b in zip(by_threads[0], other))
+
+
+@needs_compiler
 def test_the_kernel_sigmoid_is_accurate_and_saturates_and_propagates_nan():
     # one neuron with u = q, grad = g, lap = h: the kernel's q = sigmoid(y) against torch's at every y
     y = torch.cat([torch.linspace(-60, 60, 40001, dtype=torch.float64),
@@ -68,8 +100,8 @@ def test_the_build_is_cached_by_source_and_rebuilt_when_it_changes(tmp_path, mon
         first = sorted(p.name for p in tmp_path.iterdir())
         changed = tmp_path / "src" / "one_hidden.c"
         changed.parent.mkdir()
-        changed.write_text(native.SOURCE.read_text() + "\n/* changed */\n")
-        monkeypatch.setattr(native, "SOURCE", changed)
+        changed.write_text(native.SOURCES[0].read_text() + "\n/* changed */\n")
+        monkeypatch.setattr(native, "SOURCES", (changed, *native.SOURCES[1:]))
         native._load.cache_clear()
         assert native.status().startswith("compiled")
         second = sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".so")

@@ -1,15 +1,18 @@
-"""The compiled kernels of one-hidden-layer nets (``one_hidden.c``): built on first use with the system C
-compiler, cached, loaded with ctypes, and used only where they apply; without a compiler everything runs on the
-torch path.
+"""The compiled kernels (``one_hidden.c``, ``deep_line.c``, their sigmoid in ``sigmoid.h``): built on first use
+with the system C compiler, cached, loaded with ctypes, and used only where they apply; without a compiler
+everything runs on the torch path.
 
-One kernel computes the fields at θ - η d for every η of a line search, the other the residual Jacobian's
-hidden-layer rows, each in one fused pass per (neuron, point) (docs/performance.md, issue #15): eager torch
-makes about nine passes through memory, and tens of small kernel launches, for the same work. They are built
+For one-hidden-layer nets one kernel computes the fields at θ - η d for every η of a line search, the other the
+residual Jacobian's hidden-layer rows, each in one fused pass per (neuron, point) (docs/performance.md, issue
+#15): eager torch makes about nine passes through memory, and tens of small kernel launches, for the same work.
+For deeper nets one kernel computes the line search's fields, the whole forward pass per (candidate, tile of
+points) in L1. They are built
 with ``-O3 -march=native`` for the machine they run on; the shared object is cached under ``$PINNBENCH_CACHE``
 (default ``~/.cache/pinnbench``), keyed by the source, the flags, the compiler's version and the CPU, so a
-changed kernel or another machine never loads a stale build. ``PINNBENCH_NATIVE=0`` turns them off. They run
-on the calling thread: splitting the candidates over two threads measured no faster on 2 cores (torch's
-OpenMP workers still hold the other core), and one thread keeps results independent of the thread count.
+changed kernel or another machine never loads a stale build. ``PINNBENCH_NATIVE=0`` turns them off. The
+one-hidden-layer kernels run on the calling thread: splitting their candidates over two threads measured no
+faster on 2 cores (torch's OpenMP workers still hold the other core). The deep kernel splits its items over
+torch's thread count; each item is computed by one thread, so results never depend on the thread count.
 """
 from __future__ import annotations
 
@@ -25,8 +28,9 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("one_hidden.c")
-FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared")
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("one_hidden.c", "deep_line.c"))
+HEADERS = (Path(__file__).with_name("sigmoid.h"),)
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-fopenmp")
 MAX_DIM = 16  # the kernel's bound on the input dimension (one_hidden.c)
 _POINTER = ctypes.POINTER(ctypes.c_double)
 
@@ -44,9 +48,28 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("PINNBENCH_CACHE") or Path.home() / ".cache" / "pinnbench")
 
 
+def _build(compiler: str, version: str, flags: tuple[str, ...]) -> Path | str:
+    """The cached shared object built with ``flags`` (built now if missing), or the compiler's error."""
+    texts = [path.read_text() for path in (*SOURCES, *HEADERS)]
+    key = hashlib.sha256("\0".join([*texts, " ".join(flags), version, platform.machine(),
+                                    _cpu_signature()]).encode()).hexdigest()[:16]
+    target = _cache_dir() / f"kernels-{key}.so"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            built = Path(tmp) / target.name
+            result = subprocess.run([compiler, *flags, f"-I{HEADERS[0].parent}", "-o", str(built),
+                                     *(str(path) for path in SOURCES)], capture_output=True, text=True, timeout=120)
+            if result.returncode != 0:
+                return f"{Path(compiler).name} failed: {result.stderr.strip()[:200]}"
+            os.replace(built, target)  # atomic: a concurrent run sees the whole file or none
+    return target
+
+
 @functools.cache
 def _load() -> tuple[ctypes.CDLL | None, str]:
-    """(the kernels' library, a one-line status): None, with the reason, where it cannot be had."""
+    """(the kernels' library, a one-line status): None, with the reason, where it cannot be had. A compiler
+    without OpenMP builds them without it (the deep kernel then runs on the calling thread)."""
     if os.environ.get("PINNBENCH_NATIVE") == "0":
         return None, "off (PINNBENCH_NATIVE=0)"
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
@@ -54,18 +77,11 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
         return None, "unavailable: no C compiler (cc, gcc) on PATH"
     try:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-        key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(FLAGS), version, platform.machine(),
-                                        _cpu_signature()]).encode()).hexdigest()[:16]
-        target = _cache_dir() / f"one_hidden-{key}.so"
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-                built = Path(tmp) / target.name
-                result = subprocess.run([compiler, *FLAGS, "-o", str(built), str(SOURCE)], capture_output=True,
-                                        text=True, timeout=120)
-                if result.returncode != 0:
-                    return None, f"unavailable: {Path(compiler).name} failed: {result.stderr.strip()[:200]}"
-                os.replace(built, target)  # atomic: a concurrent run sees the whole file or none
+        target = _build(compiler, version, FLAGS)
+        if isinstance(target, str):
+            target = _build(compiler, version, tuple(f for f in FLAGS if f != "-fopenmp"))
+        if isinstance(target, str):
+            return None, f"unavailable: {target}"
         library = ctypes.CDLL(str(target))
         signatures = {"pinnbench_line_fields": [_POINTER] * 10 + [ctypes.c_int64] * 2,
                       "pinnbench_line_coefficients": [_POINTER] * 11,
@@ -74,6 +90,10 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
             function = getattr(library, name)
             function.restype = None
             function.argtypes = [ctypes.c_int64] * 3 + arguments  # every kernel starts with three sizes
+        deep = library.pinnbench_deep_line_fields
+        deep.restype = ctypes.c_int64
+        deep.argtypes = ([ctypes.c_int64] * 3 + [ctypes.POINTER(ctypes.c_int64)] + [_POINTER] * 4 + [ctypes.c_int64]
+                         + [_POINTER] * 4 + [ctypes.c_int64])
     except (OSError, subprocess.SubprocessError, AttributeError) as exc:
         return None, f"unavailable: {type(exc).__name__}: {exc}"[:240]
     return library, f"compiled ({target.name})"
@@ -139,3 +159,26 @@ def one_hidden_jacobian(jt: torch.Tensor, y0: torch.Tensor, w0: torch.Tensor, w:
     args = [t.contiguous() for t in (y0, w0, w, lap_mask, xt, ubar)]
     library.pinnbench_one_hidden_jacobian(n, m, w0.shape[1], *(_ptr(t) for t in args), _ptr(jt), rows_w0, rows_b0,
                                           rows_w)
+
+
+def deep_line_fields(widths: tuple[int, ...], thetas: torch.Tensor, y0: torch.Tensor, dy: torch.Tensor,
+                     etas: torch.Tensor, lap_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """u (B, M), grad (B, dim, M), lap (B, M) of a net with two or more hidden layers (``widths`` = MLP.layers)
+    at the candidates ``thetas`` (B, P) = θ - η d, from the first layer's sigmoid arguments y0, dy (h_1, M) (see
+    deep_line.c), on torch's thread count. Call only where :func:`applies`."""
+    library = _load()[0]
+    assert library is not None
+    m = y0.shape[1]
+    b, dim = etas.shape[0], widths[0]
+    sizes = torch.tensor(widths, dtype=torch.int64)
+    args = [t.contiguous() for t in (thetas, y0, dy, etas)]
+    mask = lap_mask.contiguous()
+    u, lap = y0.new_empty(b, m), y0.new_empty(b, m)
+    grad = y0.new_empty(b, dim, m)
+    failed = library.pinnbench_deep_line_fields(len(widths) - 1, m, dim,
+                                                ctypes.cast(sizes.data_ptr(), ctypes.POINTER(ctypes.c_int64)),
+                                                *(_ptr(t) for t in args), b, _ptr(mask), _ptr(u), _ptr(grad),
+                                                _ptr(lap), torch.get_num_threads())
+    if failed:
+        raise MemoryError("deep_line.c: a worker could not allocate its buffers")
+    return u, grad, lap

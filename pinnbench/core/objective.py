@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields as dc_fields
 
 import torch
 
-from .derivatives import (Fields, generic_jacobian, one_hidden_kernels_serve, residual_jacobian, taylor_forward,
+from .derivatives import (Fields, generic_jacobian, line_kernels_serve, residual_jacobian, taylor_forward,
                           taylor_forward_along)
 from .model import MLP
 from .problem import ResidualGroup
@@ -213,11 +213,11 @@ class Objective:
         return loss.detach(), grad
 
     def _chunk(self, b: int, line: bool = False) -> int:
-        """How many θ of a batch of b to evaluate at once (see CPU_CHUNK_BYTES); a line search of a
-        one-hidden-layer net on the compiled kernel holds only its output fields."""
+        """How many θ of a batch of b to evaluate at once (see CPU_CHUNK_BYTES); a line search on the compiled
+        kernels holds only its output fields."""
         budget = self._batch_memory if self.device.type != "cpu" else min(self._batch_memory, CPU_CHUNK_BYTES)
         per_theta = self._bytes_per_theta
-        if line and all(one_hidden_kernels_serve(self.model, fp.points, fp.lap_dims) for fp in self._passes):
+        if line and all(line_kernels_serve(self.model, fp.points, fp.lap_dims) for fp in self._passes):
             per_theta = 8 * self.n_residuals * (self.model.layers[0] + 3)
         return max(1, min(b, budget // per_theta))
 

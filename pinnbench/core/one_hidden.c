@@ -11,32 +11,15 @@
  *   ah      (nb, n) Laplacian coefficients of h = g(1-2q) (-8 Σ_lap w0(η)² ⊙ w(η)).
  * Outputs: u (nb, m), grad (nb, dim, m), lap (nb, m), for the candidates [begin, end).
  *
- * sigmoid(y) = 1/(1 + e^t), t = -y, uses the range reduction t = k ln2 + r, |r| <= ln2/2, and the rational
- * form e^r = (Q(r²) + r P(r²)) / (Q(r²) - r P(r²)) of the Cephes library's exp (S. L. Moshier, public domain),
- * so q = (Q - rP) / ((Q - rP) + 2^k (Q + rP)) costs one division. t is clamped to [-708, 708] (q then differs
- * from the exact value by less than 1e-307); NaN propagates. Each candidate is computed by one caller thread
+ * The sigmoid is sigmoid.h's (one division per value). Each candidate is computed by one caller thread
  * in a fixed order ([begin, end) lets a caller split the batch).
  */
 #include <stddef.h>
 #include <stdint.h>
 
-#define BLOCK 64
+#include "sigmoid.h"
+
 #define MAX_DIM 16
-
-typedef union {
-    double d[BLOCK];
-    int64_t i[BLOCK];
-} block_t;
-
-static const double LOG2E = 1.4426950408889634074;
-static const double LN2_HI = 6.93145751953125e-1;
-static const double LN2_LO = 1.42860682030941723212e-6;
-static const double SHIFT = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer in the low bits */
-static const double MAX_T = 708.0;
-static const double P0 = 1.26177193074810590878e-4, P1 = 3.02994407707441961300e-2,
-                    P2 = 9.99999999999999999910e-1;
-static const double Q0 = 3.00198505138664455042e-6, Q1 = 2.52448340349684104192e-3,
-                    Q2 = 2.27265548208155028766e-1, Q3 = 2.00000000000000000009e0;
 
 /* pinnbench_one_hidden_jacobian: the residual Jacobian's rows of W0, b0 and w, Jᵀ (P, m), from the output
  * cotangents ubar (dim + 2, m) = (dr/du, dr/dgrad_1..dim, dr/dlap) of a pointwise residual, the hand-derived
@@ -47,22 +30,6 @@ static const double Q0 = 3.00198505138664455042e-6, Q1 = 2.52448340349684104192e
  *   Jᵀ[W0_jk] = z̄ x_k + w_j s1 ubar_grad_k + 2 w_j s2 W0[j,k] ubar_lap [k in lap].
  * lap_mask (dim,) is 1 for the Laplacian's coordinates and 0 elsewhere; rows_* are the first rows of the
  * W0 block (row j·dim + k), of b0 and of w in Jᵀ. */
-
-/* The parts of q = sigmoid(y) = 1/(1 + e^t), t = -y, at entry i of a block: the numerator, the factor of 2^k
- * and k's bits (q = num / (num + 2^k pos)). */
-static inline void sigmoid_parts_at(double t, int64_t i, double *num, double *pos, block_t *kbits) {
-    t = t > MAX_T ? MAX_T : t;
-    t = t < -MAX_T ? -MAX_T : t;
-    double k = t * LOG2E + SHIFT;
-    kbits->d[i] = k;
-    k -= SHIFT;
-    const double r = (t - k * LN2_HI) - k * LN2_LO;
-    const double rr = r * r;
-    const double p = r * ((P0 * rr + P1) * rr + P2);
-    const double q = ((Q0 * rr + Q1) * rr + Q2) * rr + Q3;
-    num[i] = q - p;
-    pos[i] = q + p;
-}
 
 /* q = sigmoid(y0 - eta dy) for one block of points (dy NULL: q = sigmoid(y0)). */
 static void sigmoid_parts(const double *y0, const double *dy, double eta, int64_t len, double *num,
@@ -76,7 +43,6 @@ static void sigmoid_parts(const double *y0, const double *dy, double eta, int64_
 void pinnbench_line_fields(int64_t n, int64_t m, int64_t dim, const double *y0, const double *dy,
                            const double *etas, const double *au, const double *cu, const double *ag,
                            const double *ah, double *u, double *grad, double *lap, int64_t begin, int64_t end) {
-    const int64_t shift_bits = 0x4338000000000000LL; /* the bits of SHIFT */
     double num[BLOCK], pos[BLOCK], gb[BLOCK], acc_u[BLOCK], acc_l[BLOCK], acc_g[MAX_DIM][BLOCK];
     block_t kbits, scale;
     for (int64_t c = begin; c < end; c++) {
@@ -92,7 +58,7 @@ void pinnbench_line_fields(int64_t n, int64_t m, int64_t dim, const double *y0, 
                 for (int64_t i = 0; i < len; i++) acc_g[k][i] = 0.0;
             for (int64_t j = 0; j < n; j++) {
                 sigmoid_parts(y0 + j * m + i0, dy + j * m + i0, eta, len, num, pos, &kbits);
-                for (int64_t i = 0; i < len; i++) scale.i[i] = (kbits.i[i] - shift_bits + 1023) << 52;
+                sigmoid_scales(&kbits, len, &scale);
                 const double a_u = au_c[j], a_h = ah_c[j];
                 for (int64_t i = 0; i < len; i++) {
                     double q = num[i] / (num[i] + scale.d[i] * pos[i]);
@@ -121,7 +87,6 @@ void pinnbench_one_hidden_jacobian(int64_t n, int64_t m, int64_t dim, const doub
                                    const double *w, const double *lap_mask, const double *xt,
                                    const double *ubar, double *jt, int64_t rows_w0, int64_t rows_b0,
                                    int64_t rows_w) {
-    const int64_t shift_bits = 0x4338000000000000LL;
     double num[BLOCK], pos[BLOCK];
     block_t kbits, scale;
     const double *bar_u = ubar, *bar_lap = ubar + (dim + 1) * m;
@@ -134,7 +99,7 @@ void pinnbench_one_hidden_jacobian(int64_t n, int64_t m, int64_t dim, const doub
         for (int64_t i0 = 0; i0 < m; i0 += BLOCK) {
             const int64_t len = m - i0 < BLOCK ? m - i0 : BLOCK;
             sigmoid_parts(y0 + j * m + i0, NULL, 0.0, len, num, pos, &kbits);
-            for (int64_t i = 0; i < len; i++) scale.i[i] = (kbits.i[i] - shift_bits + 1023) << 52;
+            sigmoid_scales(&kbits, len, &scale);
             double s1w[BLOCK], s2w[BLOCK], tb[BLOCK];
             for (int64_t i = 0; i < len; i++) tb[i] = 0.0;
             for (int64_t k = 0; k < dim; k++) {
