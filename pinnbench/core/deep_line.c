@@ -15,8 +15,8 @@
  *
  * Each neuron carries K = dim + 2 components (value, gradient, partial Laplacian). With a = tanh z and
  * s1 = 1 - a² = 4 q (1 - q), q = sigmoid(-2z) (sigmoid.h; 1 - q is formed from the same division, without
- * cancellation), a layer maps z to (a, s1 ∇z, s1 (Δz - 2 a Σ_lap z_k²)); the first layer's ∇z and Δz are W0's
- * columns and 0. Each (candidate, tile) item is computed by one thread in a fixed order, so the result does not
+ * cancellation), a layer maps z to (a, s1 ∇z, s1 (Δz - 2 a Σ_lap z_k²)); neuron j of the first layer has ∇z = W0's
+ * row j and Δz = 0. Each (candidate, tile) item is computed by one thread in a fixed order, so the result does not
  * depend on the thread count.
  */
 #include <stdint.h>
