@@ -64,7 +64,9 @@ static void product(int64_t n_out, int64_t n_in, int64_t len, const double *w, c
         }
 }
 
-/* a = tanh z and s1 = 1 - a² for TILE points from t = 2z (the sigmoid's t = -y, y = -2z). */
+/* a = tanh z and s1 = 1 - a² for len points from t = 2z (the sigmoid's t = -y, y = -2z). len is a parameter,
+ * not the constant TILE: with a constant trip count gcc unrolled the sigmoid's loop instead of vectorising it
+ * (the search ran 17 ms instead of 11 on allen_cahn, one thread). */
 static void tanh_parts(const double *t, int64_t len, double *a, double *s1) {
     double num[BLOCK], pos[BLOCK];
     block_t kbits, scale;
