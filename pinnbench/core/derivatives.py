@@ -289,21 +289,20 @@ def taylor_forward_along(model: MLP, theta: torch.Tensor, direction: torch.Tenso
     return _forward(model, candidates, x, lap_dims, None, torch.addcmul(y0, etas.view(-1, 1, 1), dy, value=-1.0))
 
 
+def line_kernels_serve(model: MLP, x: torch.Tensor, lap_dims: tuple[int, ...] | None) -> bool:
+    """Whether a compiled kernel computes this net's line-search fields at points x: one or more hidden layers,
+    second derivatives wanted, and what :func:`native.applies` asks (CPU, float64, no autograd)."""
+    return len(model.layers) >= 3 and lap_dims is not None and native.applies(x, x.shape[1])
+
+
 def one_hidden_kernels_serve(model: MLP, x: torch.Tensor, lap_dims: tuple[int, ...] | None) -> bool:
-    """Whether the compiled kernels compute this net's line-search fields and Jacobian at points x: one hidden
-    layer, second derivatives wanted, and what :func:`native.applies` asks (CPU, float64, no autograd)."""
-    return len(model.layers) == 3 and lap_dims is not None and native.applies(x, x.shape[1])
+    """Whether the one-hidden-layer kernels compute this net's line-search fields and Jacobian at points x."""
+    return len(model.layers) == 3 and line_kernels_serve(model, x, lap_dims)
 
 
 def deep_kernel_serves(model: MLP, x: torch.Tensor, lap_dims: tuple[int, ...] | None) -> bool:
-    """Whether the compiled deep kernel computes this net's line-search fields at points x: two or more hidden
-    layers, second derivatives wanted, and what :func:`native.applies` asks."""
-    return len(model.layers) >= 4 and lap_dims is not None and native.applies(x, x.shape[1])
-
-
-def line_kernels_serve(model: MLP, x: torch.Tensor, lap_dims: tuple[int, ...] | None) -> bool:
-    """Whether a compiled kernel computes this net's line-search fields at points x (one or more hidden layers)."""
-    return one_hidden_kernels_serve(model, x, lap_dims) or deep_kernel_serves(model, x, lap_dims)
+    """Whether the deep kernel computes this net's line-search fields at points x (two or more hidden layers)."""
+    return len(model.layers) >= 4 and line_kernels_serve(model, x, lap_dims)
 
 
 def _lap_mask(d: int, lap: Index, dtype: torch.dtype) -> torch.Tensor:

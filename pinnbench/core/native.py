@@ -171,14 +171,13 @@ def deep_line_fields(widths: tuple[int, ...], thetas: torch.Tensor, y0: torch.Te
     m = y0.shape[1]
     b, dim = etas.shape[0], widths[0]
     sizes = torch.tensor(widths, dtype=torch.int64)
-    args = [t.contiguous() for t in (thetas, y0, dy, etas)]
-    mask = lap_mask.contiguous()
+    thetas, y0, dy, etas, lap_mask = (t.contiguous() for t in (thetas, y0, dy, etas, lap_mask))
     u, lap = y0.new_empty(b, m), y0.new_empty(b, m)
     grad = y0.new_empty(b, dim, m)
     failed = library.pinnbench_deep_line_fields(len(widths) - 1, m, dim,
                                                 ctypes.cast(sizes.data_ptr(), ctypes.POINTER(ctypes.c_int64)),
-                                                *(_ptr(t) for t in args), b, _ptr(mask), _ptr(u), _ptr(grad),
-                                                _ptr(lap), torch.get_num_threads())
+                                                *(_ptr(t) for t in (thetas, y0, dy, etas)), b, _ptr(lap_mask),
+                                                _ptr(u), _ptr(grad), _ptr(lap), torch.get_num_threads())
     if failed:
         raise MemoryError("deep_line.c: a worker could not allocate its buffers")
     return u, grad, lap
